@@ -1,0 +1,231 @@
+"""The `lab` command. The only place where exceptions become exit codes:
+0 all expectations met; 1 a scenario's expectation failed; 2 bad usage or input;
+3 the lab or infrastructure failed (or the command was interrupted)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import click
+from rich.console import Console
+
+from lab import backends, doctor
+from lab.backends.base import Backend
+from lab.errors import ConfigError, Interrupted, LabError, UsageError
+from lab.labfile import load_lab
+from lab.model import Lab
+from lab.report import print_doctor, print_status, print_summary
+from lab.results import RunArtifacts, latest_run, load_summary, overall_verdict
+from lab.runner import run_case
+from lab.scenario import Scenario, resolve_scenarios
+from lab.state import State, argv_summary, lab_dir, lab_lock
+from lab.ui import Reporter
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INFRA = 0, 1, 2, 3
+SEED_SCENARIOS = ("host-baseline", "pod-multus", "pod-without-multus")
+
+
+def exit_code_for(exc: BaseException) -> int:
+    if isinstance(exc, ConfigError | UsageError | click.UsageError | click.BadParameter):
+        return EXIT_USAGE
+    return EXIT_INFRA
+
+
+def verdict_exit_code(verdict: str) -> int:
+    return {"pass": EXIT_OK, "fail": EXIT_FAILED}.get(verdict, EXIT_INFRA)
+
+
+@dataclass
+class Context:
+    file: Path
+    backend_option: str | None
+    quiet: bool
+    stdout: Console
+    reporter: Reporter
+    _lab: Lab | None = None
+
+    @property
+    def lab(self) -> Lab:
+        if self._lab is None:
+            self._lab = load_lab(self.file)
+        return self._lab
+
+    def state(self) -> State:
+        return State(lab_dir(self.lab.project_dir, self.lab.name) / "state.json")
+
+    def backend(self, state: State) -> Backend:
+        name = self.backend_option or state.data.get("backend") or self.lab.backend
+        recorded = state.data.get("backend")
+        if self.backend_option and recorded and recorded != self.backend_option:
+            raise UsageError(f"lab {self.lab.name} is up with the {recorded} backend; "
+                             f"`lab destroy` it before using --backend {self.backend_option}")
+        return backends.make(name, self.lab, state, self.reporter)
+
+    @contextlib.contextmanager
+    def locked(self, what: str) -> Iterator[State]:
+        with lab_lock(lab_dir(self.lab.project_dir, self.lab.name), what):
+            yield self.state()
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-f", "--file", "file", type=click.Path(path_type=Path), default=Path("lab.yaml"),
+              show_default=True, help="The lab file.")
+@click.option("--backend", type=click.Choice(backends.NAMES), default=None,
+              help="Backend (default: the one the lab is up with, else the lab file's).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+@click.pass_context
+def cli(ctx: click.Context, file: Path, backend: str | None, quiet: bool) -> None:
+    """Multicast into Kubernetes pods, as a lab you can bring up, test and throw away."""
+    ctx.obj = Context(file, backend, quiet, Console(highlight=False, soft_wrap=True),
+                      Reporter(quiet=quiet))
+
+
+@cli.command()
+@pass_ctx
+def up(c: Context) -> None:
+    """Create the lab's hosts and network (idempotent)."""
+    with c.locked(argv_summary()) as state:
+        c.backend(state).up()
+    c.reporter.info(f"lab {c.lab.name} is up; next: `lab run` (scenarios in "
+                    f"{c.lab.project_dir / 'scenarios'}) or `lab destroy`")
+
+
+@cli.command()
+@pass_ctx
+def destroy(c: Context) -> None:
+    """Remove everything the lab created, and nothing else (idempotent)."""
+    with c.locked(argv_summary()) as state:
+        c.backend(state).destroy()
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def status(c: Context, as_json: bool) -> None:
+    """Show the lab's hosts and pods."""
+    st = c.backend(c.state()).status()
+    if as_json:
+        c.stdout.print_json(json.dumps(st.as_dict()))
+    else:
+        print_status(c.stdout, st)
+
+
+@cli.command()
+@click.argument("scenarios", nargs=-1)
+@pass_ctx
+def run(c: Context, scenarios: tuple[str, ...]) -> None:
+    """Run scenarios (names in scenarios/ or paths; all when none) and write results/."""
+    loaded = resolve_scenarios(list(scenarios), c.lab)
+    with c.locked(argv_summary()) as state:
+        backend = c.backend(state)
+        if backend.status().state != "up":
+            raise UsageError(f"lab {c.lab.name} is not up; run `lab up` first")
+        verdict = _run_and_report(c, backend, loaded)
+    raise SystemExit(verdict_exit_code(verdict))
+
+
+def _run_and_report(c: Context, backend: Backend, scenarios: list[Scenario]) -> str:
+    cases = [case for s in scenarios for case in s.cases()]
+    label = cases[0].name.replace("@", "-at-") if len(cases) == 1 else "run"
+    artifacts = RunArtifacts(c.lab.project_dir / "results", label,
+                             {"lab": c.lab.name, "backend": backend.name,
+                              "lab_file": str(c.lab.source)})
+    status = "interrupted"
+    try:
+        for case in cases:
+            run_case(case, backend, artifacts, c.reporter)
+        status = "complete"
+    finally:
+        folder = artifacts.finish(status)
+        if artifacts.cases:
+            print_summary(c.stdout, load_summary(folder))
+        c.reporter.info(f"results: {folder}")
+    return overall_verdict(artifacts.cases)
+
+
+@cli.command()
+@click.argument("run_dir", required=False, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json as it is.")
+@pass_ctx
+def results(c: Context, run_dir: Path | None, as_json: bool) -> None:
+    """Show a run's results (the last run by default)."""
+    folder = run_dir or latest_run(c.lab.project_dir / "results")
+    summary = load_summary(folder)
+    if as_json:
+        c.stdout.print_json(json.dumps(summary))
+    else:
+        print_summary(c.stdout, summary)
+        c.stdout.print(f"[dim]{folder}[/dim]")
+
+
+@cli.command()
+@pass_ctx
+def demo(c: Context) -> None:
+    """The walkthrough in one command: up, the seed's three scenarios, verdicts, destroy."""
+    paths = [str(c.lab.project_dir / "scenarios" / f"{n}.yaml") for n in SEED_SCENARIOS]
+    loaded = resolve_scenarios(paths, c.lab)
+    with c.locked(argv_summary()) as state:
+        backend = c.backend(state)
+        try:
+            backend.up()
+            verdict = _run_and_report(c, backend, loaded)
+        finally:
+            backend.destroy()
+    raise SystemExit(verdict_exit_code(verdict))
+
+
+@cli.command(name="doctor")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def doctor_cmd(c: Context, as_json: bool) -> None:
+    """Check this machine for the chosen backend and say how to fix what is missing."""
+    name = c.backend_option or c.lab.backend
+    checks = doctor.checks_for(name, c.lab)
+    if as_json:
+        c.stdout.print_json(json.dumps([ch.as_dict() for ch in checks]))
+    else:
+        print_doctor(c.stdout, name, checks)
+    if any(not ch.ok and ch.blocking for ch in checks):
+        raise SystemExit(EXIT_INFRA)
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(f"interrupted by {signal.Signals(signum).name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: runs the command, maps every outcome to an exit code."""
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        cli.main(args=argv, prog_name="lab", standalone_mode=False)
+        return EXIT_OK
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_INFRA
+    except click.exceptions.Abort:
+        err.print("lab: interrupted; what was started has been stopped")
+        return EXIT_INFRA
+    except click.ClickException as exc:
+        err.print(f"lab: {exc.format_message()}", markup=False)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        err.print("lab: interrupted (SIGINT); what was started has been stopped")
+        return EXIT_INFRA
+    except LabError as exc:
+        head = "invalid input" if isinstance(exc, ConfigError) else "error"
+        err.print(f"lab: {head}:\n{exc}" if "\n" in str(exc) or isinstance(exc, ConfigError)
+                  else f"lab: {head}: {exc}", markup=False)
+        return exit_code_for(exc)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+

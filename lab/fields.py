@@ -1,0 +1,271 @@
+"""Reading a YAML mapping into typed values while collecting every problem with its dotted key.
+
+Models are built from these readers once; nothing downstream sees raw dicts, so a typo in a
+key is an "unknown key" error instead of a silently empty value.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from lab.errors import ConfigError, Problem
+
+T = TypeVar("T")
+_MISSING: Any = object()
+
+# Names end up in namespace names, file names, Kubernetes object names and command lines:
+# a DNS label keeps them safe in all of those.
+NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
+# Images and box names: registry/path:tag or org/box, nothing a shell would interpret.
+REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,200}$")
+IFNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,14}$")
+
+
+class Problems:
+    """Collects problems of one file; raises them together."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.items: list[Problem] = []
+
+    def add(self, key: str, message: str) -> None:
+        self.items.append(Problem(self.file, key, message))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ConfigError(self.items)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_yaml_mapping(path: Path, shown: str) -> dict[str, Any]:
+    """Read `path` as a YAML mapping; any failure becomes a ConfigError naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([Problem(shown, "", "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([Problem(shown, "", f"cannot read: {exc}")]) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError([Problem(shown, where, f"invalid YAML: {problem}")]) from None
+    if data is None:
+        raise ConfigError([Problem(shown, "", "file is empty")])
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(shown, "", f"must be a mapping, not {_kind(data)}")])
+    return data
+
+
+class Section:
+    """A mapping being read. Records which keys were read so `done()` can report unknown ones."""
+
+    def __init__(self, problems: Problems, path: str, data: object) -> None:
+        self.problems = problems
+        self.path = path
+        self.ok = isinstance(data, dict)
+        if data is not None and not self.ok:
+            problems.add(path, f"must be a mapping, not {_kind(data)}")
+        self.data: dict[str, Any] = data if isinstance(data, dict) else {}
+        self._read: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def has(self, name: str) -> bool:
+        return name in self.data
+
+    def get(self, name: str, parse: Callable[[Any], T], default: Any = _MISSING) -> T | None:
+        """Parse `name` with `parse` (which raises ValueError with a message); None on problem."""
+        self._read.add(name)
+        if name not in self.data or self.data[name] is None:
+            if default is _MISSING:
+                self.problems.add(self.key(name), "is required")
+                return None
+            return default  # type: ignore[no-any-return]
+        try:
+            return parse(self.data[name])
+        except ValueError as exc:
+            self.problems.add(self.key(name), str(exc))
+            return None
+
+    def section(self, name: str, required: bool = True) -> Section:
+        self._read.add(name)
+        if name not in self.data and required:
+            self.problems.add(self.key(name), "is required")
+        return Section(self.problems, self.key(name), self.data.get(name))
+
+    def items(self, name: str, required: bool = True) -> list[tuple[str, Any]]:
+        """The elements of a list, each with its dotted key (`hosts[1]`)."""
+        self._read.add(name)
+        value = self.data.get(name)
+        if value is None:
+            if required:
+                self.problems.add(self.key(name), "is required")
+            return []
+        if not isinstance(value, list):
+            self.problems.add(self.key(name), f"must be a list, not {_kind(value)}")
+            return []
+        if not value and required:
+            self.problems.add(self.key(name), "must not be empty")
+        return [(f"{self.key(name)}[{i}]", item) for i, item in enumerate(value)]
+
+    def done(self) -> None:
+        for extra in sorted(set(map(str, self.data)) - self._read):
+            known = ", ".join(sorted(self._read))
+            self.problems.add(self.key(extra), f"unknown key (known: {known})")
+
+
+def _kind(value: object) -> str:
+    names = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
+             int: "a number", float: "a number"}
+    return names.get(type(value), type(value).__name__)
+
+
+# Parsers: each takes a raw YAML value, returns a typed one or raises ValueError(message).
+
+def name(value: Any) -> str:
+    text = string(value)
+    if not NAME_RE.match(text):
+        raise ValueError(f"{text!r} is not a valid name (lowercase letters, digits and '-', "
+                         "at most 32, starting and ending with a letter or digit)")
+    return text
+
+
+def string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, not {_kind(value)}")
+    return value
+
+
+def ref(value: Any) -> str:
+    text = string(value)
+    if not REF_RE.match(text):
+        raise ValueError(f"{text!r} is not a valid reference (letters, digits and ._/:@+- only)")
+    return text
+
+
+def ifname(value: Any) -> str:
+    text = string(value)
+    if not IFNAME_RE.match(text):
+        raise ValueError(f"{text!r} is not a valid interface name (at most 15 characters, "
+                         "letters, digits, '.', '_' and '-')")
+    return text
+
+
+def text(value: Any) -> str:
+    """Free text (descriptions): any printable string; it never reaches a command line."""
+    result = string(value)
+    if any(ord(c) < 32 and c not in "\n\t" for c in result):
+        raise ValueError("contains control characters")
+    return result
+
+
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, not {_kind(value)}")
+    return value
+
+
+def integer(low: int, high: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"must be a whole number, not {_kind(value)}")
+        if not low <= value <= high:
+            raise ValueError(f"{value} is out of range ({low} to {high})")
+        return value
+    return parse
+
+
+def number(low: float, high: float) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"must be a number, not {_kind(value)}")
+        if not low <= value <= high:
+            raise ValueError(f"{value} is out of range ({low:g} to {high:g})")
+        return float(value)
+    return parse
+
+
+def choice(*options: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = string(value)
+        if text not in options:
+            raise ValueError(f"{text!r} is not one of: {', '.join(options)}")
+        return text
+    return parse
+
+
+def ipv4(value: Any) -> ipaddress.IPv4Address:
+    text = string(value)
+    try:
+        return ipaddress.IPv4Address(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IPv4 address") from None
+
+
+def ipv4_network(value: Any) -> ipaddress.IPv4Network:
+    text = string(value)
+    try:
+        net = ipaddress.IPv4Network(text, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not an IPv4 network ({exc})") from None
+    if net.prefixlen > 30:
+        raise ValueError(f"{text} is too small for a lab (use /30 or larger)")
+    return net
+
+
+def multicast_group(value: Any) -> ipaddress.IPv4Address:
+    addr = ipv4(value)
+    if not addr.is_multicast:
+        raise ValueError(f"{addr} is not a multicast address (224.0.0.0/4)")
+    if addr in ipaddress.IPv4Network("224.0.0.0/24"):
+        # Link-local control groups (224.0.0.1 all-hosts...) are joined by every host anyway.
+        raise ValueError(f"{addr} is in 224.0.0.0/24, reserved for link-local control traffic")
+    return addr
+
+
+_RATE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kKmMgG]?)$")
+_RATE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
+
+
+def rate(value: Any) -> int:
+    """A bit rate as iperf takes it (`10M`, `500k`, a number of bit/s): returns bit/s."""
+    if isinstance(value, bool):
+        raise ValueError("must be a rate such as 1M or 500k")
+    if isinstance(value, int | float):
+        bps = float(value)
+    else:
+        match = _RATE_RE.match(string(value).strip())
+        if not match:
+            raise ValueError(f"{value!r} is not a rate (examples: 1M, 500k, 2.5M, 1G)")
+        bps = float(match.group(1)) * _RATE_UNITS[match.group(2).lower()]
+    if not 1_000 <= bps <= 10 * 10**9:
+        raise ValueError(f"{value} is out of range (1k to 10G bit/s)")
+    return int(bps)

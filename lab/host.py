@@ -1,0 +1,37 @@
+"""The small interface through which the scenario runner (and provisioning) talk to hosts.
+
+A host is a machine of the lab, or a pod: a namespace on this machine, a VM over SSH, or a
+Kubernetes pod through `kubectl exec`. Every command has a timeout and returns a Result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from lab.command import Result
+
+
+class Process(Protocol):
+    """A bounded command running in the background on a host."""
+
+    def running(self) -> bool: ...
+
+    def output(self) -> str:
+        """What it printed on stdout so far."""
+        ...
+
+    def stop(self) -> Result:
+        """End it (if it still runs) and return its Result. Safe to call twice."""
+        ...
+
+
+class Host(Protocol):
+    name: str
+
+    def run(self, argv: Sequence[str], *, timeout: float, check: bool = True,
+            input: str | None = None, what: str = "") -> Result: ...
+
+    def start(self, argv: Sequence[str], *, timeout: float) -> Process:
+        """Start `argv` in the background; it ends by itself after `timeout` seconds."""
+        ...

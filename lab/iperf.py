@@ -1,0 +1,180 @@
+"""iperf2 command lines and pure parsers of its output (and of /proc/net/igmp).
+
+iperf2 has no JSON output (iperf3 has, but cannot do multicast). Receivers report in CSV
+(`-y C`), whose lines have 14 fields: time, src, sport, dst, dport, id, interval, bytes,
+bits/s, jitter ms, lost, total, loss %, out-of-order. The sender's CSV is unreliable
+(total -1), so the sender's datagram count comes from its text report.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+# A receiver listens a little longer than the sender sends: it must be up before the
+# sender starts and must still be there to print its final report.
+RECEIVER_SLACK_S = 15
+
+
+def server_argv(group: ipaddress.IPv4Address, iface: str, port: int, listen_s: int,
+                buffer: str | None = None) -> list[str]:
+    # `GROUP%IFACE` joins on that interface; without it the kernel picks the interface of
+    # the default route (eth0 in a pod) and the pod receives nothing (DESIGN.md section 5).
+    argv = ["iperf", "-s", "-u", "-B", f"{group}%{iface}", "-p", str(port),
+            "-y", "C", "-i", "1", "-t", str(listen_s)]
+    if buffer:
+        argv += ["-w", buffer]
+    return argv
+
+
+def client_argv(group: ipaddress.IPv4Address, port: int, ttl: int, duration: int, rate_bps: int,
+                bind: ipaddress.IPv4Address) -> list[str]:
+    # -B SRC both picks the source address and the outgoing interface for the group.
+    return ["iperf", "-c", str(group), "-u", "-p", str(port), "--ttl", str(ttl),
+            "-t", str(duration), "-b", str(rate_bps), "-B", str(bind)]
+
+
+@dataclass(frozen=True)
+class StreamReport:
+    """One sender stream as one receiver saw it."""
+
+    source: str
+    received: int
+    lost: int
+    total: int
+    jitter_ms: float
+    rate_bps: float
+    seconds: float
+    complete: bool  # False when no final report came (receiver or sender stopped early)
+
+
+@dataclass(frozen=True)
+class ReceiverReport:
+    streams: tuple[StreamReport, ...]
+
+    @property
+    def received(self) -> int:
+        return sum(s.received for s in self.streams)
+
+    @property
+    def lost(self) -> int:
+        return sum(s.lost for s in self.streams)
+
+    @property
+    def complete(self) -> bool:
+        return all(s.complete for s in self.streams)
+
+    @property
+    def jitter_ms(self) -> float | None:
+        return max((s.jitter_ms for s in self.streams), default=None)
+
+    @property
+    def rate_bps(self) -> float:
+        return sum(s.rate_bps for s in self.streams)
+
+
+@dataclass(frozen=True)
+class _Line:
+    key: tuple[str, str, str]
+    start: float
+    end: float
+    bytes: int
+    bps: float
+    jitter: float
+    lost: int
+    total: int
+
+
+def _parse_line(line: str) -> _Line | None:
+    parts = line.strip().split(",")
+    if len(parts) < 13:
+        return None
+    try:
+        start, end = (float(x) for x in parts[6].split("-"))
+        return _Line((parts[1], parts[2], parts[5]), start, end, int(parts[7]), float(parts[8]),
+                     float(parts[9]), int(parts[10]), int(parts[11]))
+    except ValueError:
+        return None
+
+
+def parse_server_csv(text: str) -> ReceiverReport:
+    """Per sender stream: the final report if there is one, else the sum of its intervals.
+
+    With `-i 1` iperf prints an interval line each second and, when the stream ends, a
+    final line whose interval starts at 0.0 and spans the stream. A 1-second stream's
+    interval and final line look alike, so the last 0.0-start line wins.
+    """
+    by_stream: dict[tuple[str, str, str], list[_Line]] = {}
+    for raw in text.splitlines():
+        line = _parse_line(raw)
+        if line is not None:
+            by_stream.setdefault(line.key, []).append(line)
+    streams = []
+    for key, lines in by_stream.items():
+        finals = [ln for i, ln in enumerate(lines) if _is_final(ln, lines[:i])]
+        if finals:
+            f = finals[-1]
+            streams.append(StreamReport(key[0], max(f.total - f.lost, 0), max(f.lost, 0),
+                                        f.total, f.jitter, f.bps, f.end - f.start, True))
+        else:
+            total = sum(ln.total for ln in lines)
+            lost = sum(max(ln.lost, 0) for ln in lines)
+            secs = max(ln.end for ln in lines) - min(ln.start for ln in lines)
+            bits = sum(ln.bytes for ln in lines) * 8
+            streams.append(StreamReport(key[0], max(total - lost, 0), lost, total,
+                                        lines[-1].jitter, bits / secs if secs else 0.0,
+                                        secs, False))
+    return ReceiverReport(tuple(streams))
+
+
+def _is_final(line: _Line, before: list[_Line]) -> bool:
+    # Interval lines span exactly 1.0 s on whole seconds; a final line starts at 0.0 and
+    # spans the stream, so it differs from an interval unless the stream lasted 1.0 s,
+    # where it repeats the first interval line.
+    if line.start != 0.0:
+        return False
+    return abs(line.end - 1.0) > 1e-6 or any(b.start == 0.0 for b in before)
+
+
+def has_final_report(text: str) -> bool:
+    report = parse_server_csv(text)
+    return bool(report.streams) and report.complete
+
+
+_SENT_RE = re.compile(r"Sent (\d+) datagrams")
+
+
+def parse_client_sent(text: str) -> int | None:
+    """Datagrams the sender sent, or None if it printed no final report.
+
+    iperf2 counts its end-of-stream marker datagram in "Sent N", while receivers count
+    data datagrams only (a clean 5 s run: "Sent 450", receiver total 449), so the data
+    count is N - 1.
+    """
+    matches = _SENT_RE.findall(text)
+    if not matches:
+        return None
+    return max(int(matches[-1]) - 1, 0)
+
+
+def parse_igmp(text: str) -> dict[str, set[ipaddress.IPv4Address]]:
+    """Groups joined per device, from /proc/net/igmp (group in little-endian hex)."""
+    joined: dict[str, set[ipaddress.IPv4Address]] = {}
+    device: str | None = None
+    for line in text.splitlines()[1:]:
+        if not line.strip():
+            continue
+        if not line[0].isspace():
+            parts = line.split()
+            device = parts[1] if len(parts) > 1 else None
+            if device is not None:
+                joined.setdefault(device, set())
+        elif device is not None:
+            hexgroup = line.split()[0]
+            try:
+                value = int(hexgroup, 16)
+            except ValueError:
+                continue
+            joined[device].add(ipaddress.IPv4Address(value.to_bytes(4, "little")))
+    return joined

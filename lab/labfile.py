@@ -1,0 +1,164 @@
+"""Loading `lab.yaml` into the `Lab` model, reporting every problem with file and dotted key."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lab import fields as f
+from lab.fields import Problems, Section
+from lab.model import Attachment, Box, HostSpec, KubernetesSettings, Lab, VagrantSettings
+
+BACKENDS = ("netns", "vagrant")
+PROVIDERS = ("virtualbox", "libvirt")
+MACVLAN_MODES = ("bridge", "private", "vepa", "passthru")
+
+
+def shown_path(path: Path) -> str:
+    """How a file is named in messages: relative to the working directory when inside it."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def load_lab(path: Path) -> Lab:
+    """Load and validate a lab file; raise ConfigError listing every problem."""
+    path = path.resolve()
+    shown = shown_path(path)
+    raw = f.load_yaml_mapping(path, shown)
+    problems = Problems(shown)
+    top = Section(problems, "", raw)
+
+    name = top.get("name", f.name)
+    backend = top.get("backend", f.choice(*BACKENDS), "netns")
+
+    net = top.section("network")
+    subnet = net.get("subnet", f.ipv4_network)
+    nic = net.get("nic", f.ifname, "eth1")
+    net.done()
+
+    hosts = _hosts(top, problems, subnet)
+    attachment = _attachment(top.section("attachment"), subnet, hosts)
+
+    pods = top.section("pod_network")
+    pod_subnet = pods.get("subnet", f.ipv4_network)
+    pods.done()
+    if subnet is not None and pod_subnet is not None and subnet.overlaps(pod_subnet):
+        problems.add("pod_network.subnet",
+                     f"{pod_subnet} overlaps network.subnet {subnet}: pod and lab traffic "
+                     "would be indistinguishable")
+
+    vagrant = _vagrant(top.section("vagrant"))
+    kubernetes = _kubernetes(top.section("kubernetes"))
+    top.done()
+    problems.raise_if_any()
+    assert name and backend and subnet and nic and attachment and pod_subnet
+    assert vagrant and kubernetes
+    return Lab(name=name, backend=backend, subnet=subnet, nic=nic, hosts=tuple(hosts),
+               attachment=attachment, pod_subnet=pod_subnet, vagrant=vagrant,
+               kubernetes=kubernetes, source=path)
+
+
+def _hosts(top: Section, problems: Problems, subnet: f.ipaddress.IPv4Network | None
+           ) -> list[HostSpec]:
+    hosts: list[HostSpec] = []
+    seen_names: dict[str, str] = {}
+    seen_addresses: dict[object, str] = {}
+    for key, item in top.items("hosts"):
+        s = Section(problems, key, item)
+        name = s.get("name", f.name)
+        role = s.get("role", f.choice("source", "node"))
+        address = s.get("address", f.ipv4)
+        memory = s.get("memory", f.integer(256, 262144), 1024)
+        cpus = s.get("cpus", f.integer(1, 64), 1)
+        s.done()
+        if name is not None:
+            if name in seen_names:
+                problems.add(s.key("name"), f"duplicate host name {name!r} "
+                             f"(also {seen_names[name]})")
+            seen_names.setdefault(name, key)
+        if address is not None:
+            if subnet is not None and address not in subnet:
+                problems.add(s.key("address"), f"{address} is outside network.subnet {subnet}")
+            elif subnet is not None and address in (subnet.network_address,
+                                                    subnet.broadcast_address):
+                problems.add(s.key("address"), f"{address} is the network or broadcast "
+                             f"address of {subnet}")
+            if address in seen_addresses:
+                problems.add(s.key("address"), f"{address} is already used by "
+                             f"{seen_addresses[address]}")
+            seen_addresses.setdefault(address, key)
+        if name and role and address and memory and cpus:
+            hosts.append(HostSpec(name, role, address, memory, cpus))
+    roles = [h.role for h in hosts]
+    if hosts and len(hosts) == len(top.data.get("hosts") or []):
+        if roles.count("node") != 1:
+            problems.add("hosts", f"needs exactly one host with role: node "
+                         f"(found {roles.count('node')})")
+        if roles.count("source") < 1:
+            problems.add("hosts", "needs at least one host with role: source")
+    return hosts
+
+
+def _attachment(s: Section, subnet: f.ipaddress.IPv4Network | None,
+                hosts: list[HostSpec]) -> Attachment | None:
+    name = s.get("name", f.name)
+    ifname = s.get("ifname", f.ifname, "eth1")
+    mode = s.get("mode", f.choice(*MACVLAN_MODES), "bridge")
+    cni_version = s.get("cni_version", f.choice("0.3.0", "0.3.1", "0.4.0", "1.0.0"), "0.3.1")
+    bcqueuelen = s.get("bcqueuelen", f.integer(1, 1_000_000), None)
+    rng = s.section("range")
+    start = rng.get("start", f.ipv4)
+    end = rng.get("end", f.ipv4)
+    rng.done()
+    s.done()
+    if ifname == "eth0":
+        s.problems.add(s.key("ifname"), "eth0 is the pod network's interface; use another name")
+    if start is not None and end is not None:
+        for key, addr in (("start", start), ("end", end)):
+            if subnet is not None and addr not in subnet:
+                s.problems.add(rng.key(key), f"{addr} is outside network.subnet {subnet}")
+        if start > end:
+            s.problems.add(rng.key("start"), f"{start} comes after range.end {end}")
+        for host in hosts:
+            if start <= host.address <= end:
+                s.problems.add(rng.key("start"), f"range {start}-{end} contains host "
+                               f"{host.name}'s address {host.address}")
+    if name and ifname and mode and cni_version and start and end:
+        return Attachment(name, ifname, mode, start, end, cni_version, bcqueuelen)
+    return None
+
+
+def _vagrant(s: Section) -> VagrantSettings | None:
+    provider = s.get("provider", f.choice(*PROVIDERS), "virtualbox")
+    boxes: dict[str, Box] = {}
+    box_section = s.section("boxes")
+    for prov in PROVIDERS:
+        b = box_section.section(prov)
+        box_name = b.get("name", f.ref)
+        version = b.get("version", f.ref)
+        b.done()
+        if box_name and version:
+            boxes[prov] = Box(box_name, version)
+    box_section.done()
+    s.done()
+    if provider is None or len(boxes) != len(PROVIDERS):
+        return None
+    return VagrantSettings(provider, boxes)
+
+
+def _kubernetes(s: Section) -> KubernetesSettings | None:
+    minor = s.get("minor", f.ref)
+    package_version = s.get("package_version", f.ref)
+    flannel = s.get("flannel", f.ref)
+    multus = s.get("multus", f.ref)
+    image = s.get("iperf_image", f.ref, "bagoulla/iperf:2.0")
+    s.done()
+    if minor and package_version and flannel and multus and image:
+        if not package_version.startswith(minor + "."):
+            s.problems.add(s.key("package_version"),
+                           f"{package_version} is not a release of minor {minor}")
+            return None
+        return KubernetesSettings(minor, package_version, flannel, multus, image)
+    return None

@@ -1,0 +1,114 @@
+"""The typed, frozen lab model: what `lab.yaml` declares, validated once by `lab.labfile`."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+IPv4 = ipaddress.IPv4Address
+Net4 = ipaddress.IPv4Network
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    name: str
+    role: str  # "source" or "node"
+    address: IPv4
+    memory_mb: int
+    cpus: int
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """The NetworkAttachmentDefinition: macvlan on the node's lab NIC, host-local IPAM."""
+
+    name: str
+    ifname: str  # interface name inside the pod (the `name@ifname` annotation form)
+    mode: str
+    range_start: IPv4
+    range_end: IPv4
+    cni_version: str
+    # Length of the macvlan port's broadcast/multicast queue. The kernel default (1000)
+    # overflows at 100 Mbit/s fanned out to 16 pods (DESIGN.md section 5); None keeps it.
+    bcqueuelen: int | None
+
+    def cni_config(self, *, master: str, subnet: Net4) -> dict[str, Any]:
+        """The NAD's `spec.config`, as Multus receives it (no "name": Multus adds it)."""
+        config: dict[str, Any] = {
+            "cniVersion": self.cni_version,
+            "type": "macvlan",
+            "master": master,
+            "mode": self.mode,
+            "ipam": {
+                "type": "host-local",
+                "subnet": str(subnet),
+                "rangeStart": str(self.range_start),
+                "rangeEnd": str(self.range_end),
+            },
+        }
+        return config
+
+
+@dataclass(frozen=True)
+class Box:
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class VagrantSettings:
+    provider: str
+    boxes: dict[str, Box] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    """Pinned versions for the k8s VM; see the comments in lab.yaml for why these."""
+
+    minor: str
+    package_version: str
+    flannel: str
+    multus: str
+    iperf_image: str
+
+
+@dataclass(frozen=True)
+class Lab:
+    name: str
+    backend: str
+    subnet: Net4
+    nic: str  # the lab NIC's name on netns hosts (VM backends find it by address)
+    hosts: tuple[HostSpec, ...]
+    attachment: Attachment
+    pod_subnet: Net4
+    vagrant: VagrantSettings
+    kubernetes: KubernetesSettings
+    source: Path  # the lab file; the project directory is its folder
+
+    @property
+    def project_dir(self) -> Path:
+        return self.source.parent
+
+    @property
+    def prefix(self) -> str:
+        """Every name the lab creates on this machine starts with this."""
+        return f"{self.name}-"
+
+    def host(self, name: str) -> HostSpec:
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise KeyError(name)
+
+    @property
+    def node(self) -> HostSpec:
+        return next(h for h in self.hosts if h.role == "node")
+
+    @property
+    def sources(self) -> tuple[HostSpec, ...]:
+        return tuple(h for h in self.hosts if h.role == "source")
+
+    def nad_config(self, master: str) -> dict[str, Any]:
+        return self.attachment.cni_config(master=master, subnet=self.subnet)

@@ -1,0 +1,97 @@
+"""Hosts that are Linux network namespaces on this machine, reached with `ip netns exec`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+
+from lab import command
+from lab.command import Result
+
+# When asked to stop, a process gets SIGTERM, then SIGKILL after this long.
+STOP_GRACE_S = 3.0
+
+
+class NamespaceHost:
+    def __init__(self, name: str, netns: str) -> None:
+        self.name = name
+        self.netns = netns
+
+    def _wrap(self, argv: Sequence[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.netns, *argv]
+
+    def run(self, argv: Sequence[str], *, timeout: float, check: bool = True,
+            input: str | None = None, what: str = "") -> Result:
+        return command.run(self._wrap(argv), timeout=timeout, check=check, input=input,
+                           what=what, where=self.name)
+
+    def start(self, argv: Sequence[str], *, timeout: float) -> LocalProcess:
+        # `timeout` bounds the process even if `lab` itself dies (kill -9) before stopping it.
+        bounded = ["timeout", "--kill-after=2", f"{timeout:g}", *argv]
+        return LocalProcess(self._wrap(bounded), where=self.name, timeout=timeout)
+
+
+class LocalProcess:
+    """A child process of `lab`, its output in unnamed temporary files (no pipe to fill up)."""
+
+    def __init__(self, argv: list[str], *, where: str, timeout: float) -> None:
+        self.argv = tuple(argv)
+        self.where = where
+        self.timeout = timeout
+        self._out = tempfile.TemporaryFile()
+        self._err = tempfile.TemporaryFile()
+        self._started = time.monotonic()
+        # Its own session: a Ctrl-C in the terminal reaches `lab`, which stops it in order,
+        # instead of killing it mid-report.
+        self._proc = subprocess.Popen(argv, stdout=self._out, stderr=self._err,
+                                      stdin=subprocess.DEVNULL, start_new_session=True)
+        self._result: Result | None = None
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def running(self) -> bool:
+        return self._proc.poll() is None
+
+    def output(self) -> str:
+        return _read(self._out)
+
+    def stop(self) -> Result:
+        if self._result is not None:
+            return self._result
+        timed_out = False
+        if self._proc.poll() is None:
+            self._signal(signal.SIGTERM)
+            try:
+                self._proc.wait(STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL)
+                self._proc.wait(STOP_GRACE_S)
+        status = self._proc.returncode
+        if status == 124:  # timeout(1) ended it: it ran its full allowed time
+            timed_out = True
+        self._result = Result(self.argv, status, _read(self._out), _read(self._err),
+                              time.monotonic() - self._started, self.timeout,
+                              timed_out=timed_out, where=self.where)
+        self._out.close()
+        self._err.close()
+        return self._result
+
+    def _signal(self, sig: int) -> None:
+        # By its own pid (and its process group, which it leads: `ip netns exec` execs into
+        # timeout(1), which forwards the signal to the command it runs).
+        try:
+            os.killpg(self._proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _read(handle: tempfile._TemporaryFileWrapper[bytes] | object) -> str:
+    fd = handle.fileno()  # type: ignore[attr-defined]
+    size = os.fstat(fd).st_size
+    return os.pread(fd, size, 0).decode(errors="replace")

@@ -1,0 +1,100 @@
+"""Run artifact folders: `results/<run id>/`, written in a hidden folder and renamed into
+place when the run ends (also when it fails or is interrupted), never overwritten."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lab.errors import UsageError
+
+SUMMARY = "summary.json"
+
+
+class RunArtifacts:
+    def __init__(self, results_dir: Path, label: str, meta: dict[str, Any]) -> None:
+        self.results_dir = results_dir
+        self.started = dt.datetime.now(dt.UTC)
+        stamp = self.started.strftime("%Y%m%d-%H%M%S")
+        self.run_id = self._free_id(f"{stamp}-{label}")
+        results_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp = results_dir / f".tmp-{self.run_id}-{os.getpid()}"
+        self.tmp.mkdir()
+        self.meta = meta
+        self.cases: list[dict[str, Any]] = []
+        self.final: Path | None = None
+
+    def _free_id(self, base: str) -> str:
+        candidate, n = base, 1
+        while (self.results_dir / candidate).exists():
+            n += 1
+            candidate = f"{base}-{n}"
+        return candidate
+
+    def write(self, relative: str, text: str) -> Path:
+        path = self.tmp / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    def write_resolved(self, case_name: str, resolved: dict[str, Any]) -> None:
+        self.write(f"resolved/{case_name}.yaml", yaml.safe_dump(resolved, sort_keys=False))
+
+    def add_case(self, case: dict[str, Any]) -> None:
+        self.cases.append(case)
+        self._write_summary(final=False)  # what was gathered so far survives a crash
+
+    def _write_summary(self, final: bool, status: str = "running") -> None:
+        summary = {
+            "run": self.run_id,
+            **self.meta,
+            "started": self.started.isoformat(timespec="seconds"),
+            "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds") if final else None,
+            "status": status,
+            "verdict": overall_verdict(self.cases),
+            "scenarios": self.cases,
+        }
+        tmp = self.tmp / f".{SUMMARY}.tmp"
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        os.replace(tmp, self.tmp / SUMMARY)
+
+    def finish(self, status: str) -> Path:
+        """Write the final summary and move the folder into place; returns its path."""
+        if self.final is not None:
+            return self.final
+        self._write_summary(final=True, status=status)
+        self.write("verdict", overall_verdict(self.cases) + "\n")
+        target = self.results_dir / self._free_id(self.run_id)
+        os.rename(self.tmp, target)
+        self.final = target
+        return target
+
+
+def overall_verdict(cases: list[dict[str, Any]]) -> str:
+    verdicts = {c["verdict"] for c in cases}
+    if "error" in verdicts:
+        return "error"
+    if "fail" in verdicts:
+        return "fail"
+    return "pass" if cases else "none"
+
+
+def latest_run(results_dir: Path) -> Path:
+    runs = sorted(p for p in results_dir.glob("[0-9]*") if (p / SUMMARY).is_file()) \
+        if results_dir.is_dir() else []
+    if not runs:
+        raise UsageError(f"no runs in {results_dir}; run `lab run` first")
+    return runs[-1]
+
+
+def load_summary(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / SUMMARY
+    if not path.is_file():
+        raise UsageError(f"{run_dir} has no {SUMMARY}")
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data

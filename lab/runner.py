@@ -1,0 +1,216 @@
+"""Running scenario cases: receivers joined, sender, reports parsed, verdicts.
+
+The runner knows hosts and pods only through the `Host` interface, so the same code runs
+on namespaces, on VMs over SSH and on Kubernetes pods.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from lab import iperf
+from lab.backends.base import Backend, Pod, PodSpec
+from lab.errors import BackendError, LabError
+from lab.host import Host, Process
+from lab.results import RunArtifacts
+from lab.scenario import Case, Expectation, ReceiverSpec
+from lab.ui import Reporter
+
+JOIN_TIMEOUT_S = 15.0
+JOIN_POLL_S = 0.05
+# After the sender ends, how long receivers that got data may take to print their final
+# report. Receivers that got nothing print nothing, so they are not waited for.
+FINAL_REPORT_GRACE_S = 3.0
+SENDER_SLACK_S = 20
+
+
+@dataclass
+class Endpoint:
+    """One receiver: a host NIC or a pod, with the iperf process listening there."""
+
+    name: str
+    spec: ReceiverSpec
+    host: Host
+    iface: str
+    process: Process | None = None
+    output: str = ""
+    stderr: str = ""
+
+
+def receiver_pod_specs(case: Case) -> list[PodSpec]:
+    specs = []
+    for r in case.scenario.receivers:
+        if r.placement == "pod":
+            specs.extend(PodSpec(_member_name(r, i), r.attachment) for i in range(r.count))
+    return specs
+
+
+def _member_name(r: ReceiverSpec, i: int) -> str:
+    return r.name if r.count == 1 else f"{r.name}-{i + 1}"
+
+
+def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
+             reporter: Reporter) -> dict[str, Any]:
+    """Run one case; returns its summary entry (also written to the artifacts)."""
+    s = case.scenario
+    artifacts.write_resolved(case.name, case.as_dict())
+    started = time.time()
+    endpoints: list[Endpoint] = []
+    pods: list[Pod] = []
+    sent: int | None = None
+    error: str | None = None
+    try:
+        pod_specs = receiver_pod_specs(case)
+        if pod_specs:
+            with reporter.step(f"{case.name}: create {len(pod_specs)} receiver pod(s)"):
+                pods = backend.create_pods(pod_specs)
+        by_name = {p.name: p for p in pods}
+        for r in s.receivers:
+            for i in range(r.count):
+                member = _member_name(r, i)
+                host = by_name[member].host if r.placement == "pod" else backend.host(r.host)
+                endpoints.append(Endpoint(member, r, host, r.iface))
+        sender = backend.host(s.sender_host)
+        listen = s.duration + iperf.RECEIVER_SLACK_S + int(JOIN_TIMEOUT_S)
+        with reporter.step(f"{case.name}: {len(endpoints)} receiver(s) join {s.group}"):
+            for ep in endpoints:
+                ep.process = ep.host.start(
+                    iperf.server_argv(s.group, ep.iface, s.port, listen, s.receive_buffer),
+                    timeout=listen + 5)
+            _wait_joined(endpoints, str(s.group))
+        with reporter.step(f"{case.name}: send {s.duration} s at {_rate(case.rate)} from "
+                           f"{s.sender_host}"):
+            result = sender.run(iperf.client_argv(s.group, s.port, s.ttl, s.duration, case.rate,
+                                                  s.sender_bind),
+                                timeout=s.duration + SENDER_SLACK_S, check=False)
+            artifacts.write(f"raw/{case.name}/sender.txt",
+                            f"$ {result.shown}\n# exit status {result.exit_status}"
+                            f"{' (timed out)' if result.timed_out else ''}\n"
+                            + result.stdout + result.stderr)
+            sent = iperf.parse_client_sent(result.stdout)
+            if sent is None:
+                error = (f"the sender on {s.sender_host} printed no report (exit status "
+                         f"{result.exit_status}): {(result.stderr or result.stdout).strip()[-300:]}")
+        _wait_final_reports(endpoints)
+    except LabError as exc:
+        error = str(exc)
+    finally:
+        _stop_all(endpoints, artifacts, case.name)
+        if pods:
+            try:
+                backend.delete_pods(pods)
+            except BackendError as exc:
+                error = (error + "\n" if error else "") + str(exc)
+    outcome = _outcome(case, endpoints, sent, error, started)
+    artifacts.add_case(outcome)
+    return outcome
+
+
+def _rate(bps: int) -> str:
+    from lab.scenario import format_rate
+
+    return f"{format_rate(bps)}bit/s"
+
+
+def _wait_joined(endpoints: list[Endpoint], group: str) -> None:
+    """Wait until each receiver's namespace shows the group joined on its interface."""
+    import ipaddress
+
+    want = ipaddress.IPv4Address(group)
+    pending = list(endpoints)
+    deadline = time.monotonic() + JOIN_TIMEOUT_S
+    while pending:
+        for ep in list(pending):
+            assert ep.process is not None
+            if not ep.process.running():
+                res = ep.process.stop()
+                raise BackendError(f"receiver {ep.name} on {ep.host.name} exited before "
+                                   f"joining {group} on {ep.iface} (exit status "
+                                   f"{res.exit_status}): {(res.stderr or res.stdout).strip()[-300:]}")
+            igmp = ep.host.run(["cat", "/proc/net/igmp"], timeout=10).stdout
+            if want in iperf.parse_igmp(igmp).get(ep.iface, set()):
+                pending.remove(ep)
+        if pending and time.monotonic() > deadline:
+            names = ", ".join(f"{ep.name} ({ep.iface})" for ep in pending)
+            raise BackendError(f"receivers did not join {group} within {JOIN_TIMEOUT_S:g} s: "
+                               f"{names}")
+        if pending:
+            time.sleep(JOIN_POLL_S)
+
+
+def _wait_final_reports(endpoints: list[Endpoint]) -> None:
+    deadline = time.monotonic() + FINAL_REPORT_GRACE_S
+    while time.monotonic() < deadline:
+        waiting = [ep for ep in endpoints if ep.process is not None
+                   and (out := ep.process.output()).strip() and not iperf.has_final_report(out)]
+        if not waiting:
+            return
+        time.sleep(0.05)
+
+
+def _stop_all(endpoints: list[Endpoint], artifacts: RunArtifacts, case_name: str) -> None:
+    for ep in endpoints:
+        if ep.process is None:
+            continue
+        res = ep.process.stop()
+        ep.output, ep.stderr = res.stdout, res.stderr
+        artifacts.write(f"raw/{case_name}/{ep.name}.csv", res.stdout)
+        if res.stderr.strip():
+            artifacts.write(f"raw/{case_name}/{ep.name}.stderr", res.stderr)
+
+
+def _outcome(case: Case, endpoints: list[Endpoint], sent: int | None, error: str | None,
+             started: float) -> dict[str, Any]:
+    receivers = [_receiver_outcome(ep, sent) for ep in endpoints]
+    if error is not None:
+        verdict = "error"
+    else:
+        verdict = "pass" if receivers and all(r["verdict"] == "pass" for r in receivers) \
+            else "fail"
+    return {
+        "name": case.name,
+        "scenario": case.scenario.name,
+        "file": str(case.scenario.source),
+        "verdict": verdict,
+        "error": error,
+        "group": str(case.scenario.group),
+        "rate_bps": case.rate,
+        "duration_s": case.scenario.duration,
+        "sent": sent,
+        "elapsed_s": round(time.time() - started, 3),
+        "receivers": receivers,
+    }
+
+
+def _receiver_outcome(ep: Endpoint, sent: int | None) -> dict[str, Any]:
+    report = iperf.parse_server_csv(ep.output)
+    received = report.received
+    lost = max(sent - received, 0) if sent is not None else None
+    loss_pct = round(100.0 * lost / sent, 3) if sent and lost is not None else None
+    return {
+        "name": ep.name,
+        "receiver": ep.spec.name,
+        "placement": ep.spec.placement,
+        "host": ep.spec.host,
+        "iface": ep.iface,
+        "attachment": ep.spec.attachment,
+        "received": received,
+        "lost": lost,
+        "loss_pct": loss_pct,
+        "iperf_lost": report.lost,  # gaps in sequence numbers, as iperf counts them
+        "jitter_ms": report.jitter_ms,
+        "rate_bps": round(report.rate_bps),
+        "complete": report.complete,
+        "expect": ep.spec.expect.describe(),
+        "verdict": judge(ep.spec.expect, sent, received),
+    }
+
+
+def judge(expect: Expectation, sent: int | None, received: int) -> str:
+    if not expect.receive:
+        return "pass" if received == 0 else "fail"
+    if not sent:
+        return "fail"
+    return "pass" if received * 100.0 >= sent * expect.min_received_pct - 1e-9 else "fail"

@@ -1,0 +1,243 @@
+"""Scenario files: what to send, who receives, what is expected. Validated against the lab."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lab import fields as f
+from lab.errors import ConfigError, Problem, UsageError
+from lab.fields import Problems, Section
+from lab.labfile import shown_path
+from lab.model import Lab
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """Either every receiver gets at least `min_received_pct` of what was sent, or nothing."""
+
+    receive: bool
+    min_received_pct: float = 100.0
+
+    def describe(self) -> str:
+        if not self.receive:
+            return "nothing received"
+        return "all received" if self.min_received_pct >= 100 else \
+            f">= {self.min_received_pct:g} % received"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"receive": self.receive, "min_received_pct": self.min_received_pct}
+
+
+@dataclass(frozen=True)
+class ReceiverSpec:
+    """A receiver group: one on a host's NIC, or `count` pods with or without the attachment."""
+
+    name: str
+    placement: str  # "host" or "pod"
+    host: str  # the host whose NIC receives, or the node the pods run on
+    iface: str
+    count: int
+    attachment: bool
+    expect: Expectation
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "placement": self.placement, "host": self.host,
+                "iface": self.iface, "count": self.count, "attachment": self.attachment,
+                "expect": self.expect.as_dict()}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    group: ipaddress.IPv4Address
+    port: int
+    rates: tuple[int, ...]  # bit/s; several rates make one case (and one verdict) per rate
+    duration: int
+    ttl: int
+    receive_buffer: str | None  # iperf -w on receivers, e.g. "4M"
+    sender_host: str
+    sender_bind: ipaddress.IPv4Address
+    receivers: tuple[ReceiverSpec, ...]
+    source: Path
+
+    def cases(self) -> list[Case]:
+        return [Case(self, r, f"{self.name}@{format_rate(r)}" if len(self.rates) > 1
+                     else self.name) for r in self.rates]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One execution unit: a scenario at one rate."""
+
+    scenario: Scenario
+    rate: int
+    name: str
+
+    def as_dict(self) -> dict[str, Any]:
+        s = self.scenario
+        return {"name": self.name, "scenario": s.name, "description": s.description,
+                "file": str(s.source), "group": str(s.group), "port": s.port,
+                "rate_bps": self.rate, "duration_s": s.duration, "ttl": s.ttl,
+                "receive_buffer": s.receive_buffer,
+                "sender": {"host": s.sender_host, "bind": str(s.sender_bind)},
+                "receivers": [r.as_dict() for r in s.receivers]}
+
+
+def format_rate(bps: int) -> str:
+    for unit, size in (("G", 10**9), ("M", 10**6), ("k", 10**3)):
+        if bps >= size and bps % (size // 1000 or 1) == 0:
+            return f"{bps / size:g}{unit}"
+    return str(bps)
+
+
+_BUFFER = r"^\d{1,7}[KM]?$"
+
+
+def _buffer(value: Any) -> str:
+    import re
+
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else f.string(value)
+    if not re.match(_BUFFER, text):
+        raise ValueError(f"{text!r} is not a buffer size (examples: 4M, 512K, 262144)")
+    return text
+
+
+def load_scenario(path: Path, lab: Lab) -> Scenario:
+    path = path.resolve()
+    shown = shown_path(path)
+    raw = f.load_yaml_mapping(path, shown)
+    problems = Problems(shown)
+    top = Section(problems, "", raw)
+    name = top.get("name", f.name, path.stem if f.NAME_RE.match(path.stem) else None)
+    description = top.get("description", f.text, "")
+    group = top.get("group", f.multicast_group)
+    port = top.get("port", f.integer(1024, 65535), 5001)
+    rates: list[int] = []
+    if isinstance(top.data.get("rate"), list):
+        for key, item in top.items("rate"):
+            try:
+                rates.append(f.rate(item))
+            except ValueError as exc:
+                problems.add(key, str(exc))
+        if len(set(rates)) != len(rates):
+            problems.add("rate", "lists the same rate twice")
+    else:
+        one = top.get("rate", f.rate, 1_050_000)  # iperf2's UDP default, as in the seed
+        if one:
+            rates.append(one)
+    duration = top.get("duration", f.integer(1, 3600), 5)
+    ttl = top.get("ttl", f.integer(1, 255), 5)
+    buffer = top.get("receive_buffer", _buffer, None)
+
+    sender = top.section("sender")
+    sender_host = sender.get("host", f.name, lab.sources[0].name)
+    bind = sender.get("bind", f.ipv4, None)
+    sender.done()
+    if sender_host is not None:
+        if sender_host not in {h.name for h in lab.hosts}:
+            problems.add(sender.key("host"), f"no host {sender_host!r} in {shown_path(lab.source)}"
+                         f" (hosts: {', '.join(h.name for h in lab.hosts)})")
+        elif bind is None:
+            bind = lab.host(sender_host).address
+        elif bind != lab.host(sender_host).address:
+            problems.add(sender.key("bind"), f"{bind} is not {sender_host}'s lab address "
+                         f"({lab.host(sender_host).address})")
+
+    default_expect = _expectation(top.section("expect", required=False), problems, None)
+    receivers = _receivers(top, problems, lab, default_expect, sender_host)
+    top.done()
+    problems.raise_if_any()
+    assert name is not None and group is not None and port and duration and ttl
+    assert sender_host is not None and bind is not None
+    return Scenario(name, description or "", group, port, tuple(rates), duration, ttl, buffer,
+                    sender_host, bind, tuple(receivers), path)
+
+
+def _expectation(s: Section, problems: Problems, fallback: Expectation | None
+                 ) -> Expectation | None:
+    if not s.data:
+        s.done()
+        return fallback
+    receive = s.get("receive", f.boolean, True)
+    pct = s.get("min_received_pct", f.number(0, 100), 100.0)
+    s.done()
+    if receive is False and s.has("min_received_pct"):
+        problems.add(s.key("min_received_pct"), "makes no sense with receive: false")
+    if receive is None or pct is None:
+        return None
+    return Expectation(receive, pct)
+
+
+def _receivers(top: Section, problems: Problems, lab: Lab, default: Expectation | None,
+               sender_host: str | None) -> list[ReceiverSpec]:
+    result: list[ReceiverSpec] = []
+    names: set[str] = set()
+    for key, item in top.items("receivers"):
+        s = Section(problems, key, item)
+        name = s.get("name", f.name)
+        placement = s.get("placement", f.choice("host", "pod"), "host")
+        host = s.get("host", f.name, lab.node.name)
+        count = s.get("count", f.integer(1, 1024), 1)
+        attachment = s.get("attachment", f.boolean, True)
+        iface_default = lab.nic if placement == "host" else \
+            (lab.attachment.ifname if attachment else "eth0")
+        iface = s.get("iface", f.ifname, iface_default)
+        expect = _expectation(s.section("expect", required=False), problems, default)
+        if placement == "host":
+            for only_pods in ("count", "attachment"):
+                if s.has(only_pods):
+                    problems.add(s.key(only_pods), "applies to placement: pod only")
+        s.done()
+        if name is not None:
+            if name in names:
+                problems.add(s.key("name"), f"duplicate receiver name {name!r}")
+            names.add(name)
+        if host is not None:
+            if host not in {h.name for h in lab.hosts}:
+                problems.add(s.key("host"), f"no host {host!r} in {shown_path(lab.source)}")
+            elif placement == "pod" and host != lab.node.name:
+                problems.add(s.key("host"), f"pods run on the node {lab.node.name!r}, "
+                             f"not on {host!r}")
+            elif placement == "host" and host == sender_host:
+                problems.add(s.key("host"), f"{host!r} is the sender; a receiver on the "
+                             "sending host measures loopback, not the lab network")
+        if expect is None and default is None and not s.has("expect"):
+            problems.add(s.key("expect"), "is required (here or at the top of the file)")
+        if name and placement and host and iface and count and attachment is not None and expect:
+            result.append(ReceiverSpec(name, placement, host, iface, count,
+                                       attachment and placement == "pod", expect))
+    return result
+
+
+def resolve_scenarios(args: list[str], lab: Lab) -> list[Scenario]:
+    """Scenario arguments are paths, or names of files in the project's `scenarios/`."""
+    folder = lab.project_dir / "scenarios"
+    if not args:
+        paths = sorted(folder.glob("*.yaml"))
+        if not paths:
+            raise UsageError(f"no scenario files in {shown_path(folder)}")
+    else:
+        paths = []
+        for arg in args:
+            candidate = Path(arg)
+            if candidate.suffix in (".yaml", ".yml") or "/" in arg:
+                paths.append(candidate)
+            else:
+                paths.append(folder / f"{arg}.yaml")
+    problems: list[Problem] = []
+    scenarios: list[Scenario] = []
+    for path in paths:
+        try:
+            scenarios.append(load_scenario(path, lab))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    names = [s.name for s in scenarios]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(Problem("scenarios", "name", f"two scenarios are named {dup!r}"))
+    if problems:
+        raise ConfigError(problems)
+    return scenarios

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,9 @@ pass_ctx = click.make_pass_decorator(Context)
 @click.pass_context
 def cli(ctx: click.Context, file: Path, backend: str | None, quiet: bool) -> None:
     """Multicast into Kubernetes pods, as a lab you can bring up, test and throw away."""
-    ctx.obj = Context(file, backend, quiet, Console(highlight=False, soft_wrap=True),
+    # Tables are read in terminals and in CI logs alike: do not squeeze them to 80 columns.
+    width = None if sys.stdout.isatty() else 150
+    ctx.obj = Context(file, backend, quiet, Console(highlight=False, width=width),
                       Reporter(quiet=quiet))
 
 

@@ -1,4 +1,4 @@
-"""Running external commands on this machine: always with a timeout, always keeping the exit status."""
+"""Running external commands here: always with a timeout, always keeping the exit status."""
 
 from __future__ import annotations
 

@@ -60,7 +60,8 @@ class CommandFailed(BackendError):
 
     def _describe(self) -> str:
         r = self.result
-        status = f"timed out after {r.timeout:g} s" if r.timed_out else f"exit status {r.exit_status}"
+        status = (f"timed out after {r.timeout:g} s" if r.timed_out
+                  else f"exit status {r.exit_status}")
         head = f"{self.what}: " if self.what else ""
         lines = [f"{head}command failed ({status}) on {r.where}: {r.shown}"]
         tail = (r.stderr.strip() or r.stdout.strip()).splitlines()[-8:]

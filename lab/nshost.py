@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
+from typing import IO
 
 from lab import command
 from lab.command import Result
@@ -42,8 +44,9 @@ class LocalProcess:
         self.argv = tuple(argv)
         self.where = where
         self.timeout = timeout
-        self._out = tempfile.TemporaryFile()
-        self._err = tempfile.TemporaryFile()
+        # Closed in stop(), which every creator calls (the runner does in a finally).
+        self._out = tempfile.TemporaryFile()  # noqa: SIM115
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115
         self._started = time.monotonic()
         # Its own session: a Ctrl-C in the terminal reaches `lab`, which stops it in order,
         # instead of killing it mid-report.
@@ -85,13 +88,11 @@ class LocalProcess:
     def _signal(self, sig: int) -> None:
         # By its own pid (and its process group, which it leads: `ip netns exec` execs into
         # timeout(1), which forwards the signal to the command it runs).
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self._proc.pid, sig)
-        except ProcessLookupError:
-            pass
 
 
-def _read(handle: tempfile._TemporaryFileWrapper[bytes] | object) -> str:
-    fd = handle.fileno()  # type: ignore[attr-defined]
+def _read(handle: IO[bytes]) -> str:
+    fd = handle.fileno()
     size = os.fstat(fd).st_size
     return os.pread(fd, size, 0).decode(errors="replace")

@@ -9,7 +9,6 @@ from rich.table import Table
 
 from lab.backends.base import LabStatus
 from lab.doctor import Check
-from lab.scenario import format_rate
 
 _VERDICT = {"pass": "[green]PASS[/green]", "fail": "[red]FAIL[/red]",
             "error": "[red]ERROR[/red]", "none": "-"}
@@ -28,24 +27,51 @@ def print_summary(console: Console, summary: dict[str, Any]) -> None:
                          ("expected", "left"), ("verdict", "left")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for case in summary.get("scenarios", []):
-        rows = case.get("receivers") or [{}]
-        for i, r in enumerate(rows):
-            on = "-" if not r else (f"pod {r['iface']}" if r["placement"] == "pod"
-                                    else f"{r['host']} {r['iface']}")
+        groups = _groups(case.get("receivers") or [])
+        if not groups:
+            table.add_row(case["name"], "-", "-", _num(case.get("sent")), "-", "-", "-", "-",
+                          "-", "-", _VERDICT.get(case["verdict"], "-"))
+        for i, members in enumerate(groups):
+            first = members[0]
+            on = f"pod {first['iface']}" if first["placement"] == "pod" \
+                else f"{first['host']} {first['iface']}"
+            name = first["receiver"] + (f" x{len(members)}" if len(members) > 1 else "")
+            passed = sum(1 for m in members if m["verdict"] == "pass")
+            verdict = _VERDICT["pass" if passed == len(members) else "fail"]
+            if len(members) > 1 and passed != len(members):
+                verdict += f" ({len(members) - passed}/{len(members)})"
+            rates = [m["rate_bps"] for m in members if m.get("rate_bps")]
             table.add_row(
-                case["name"] if i == 0 else "",
-                r.get("name", "-"), on,
+                case["name"] if i == 0 else "", name, on,
                 _num(case.get("sent")) if i == 0 else "",
-                _num(r.get("received")), _num(r.get("lost")), _num(r.get("loss_pct"), "{:g}"),
-                _num(r.get("jitter_ms"), "{:.3f}"),
-                format_rate(r["rate_bps"]) + "bit/s" if r.get("rate_bps") else "-",
-                r.get("expect", "-"),
-                _VERDICT.get(r.get("verdict", case["verdict"]), "-"))
+                _span([m.get("received") for m in members]),
+                _span([m.get("lost") for m in members]),
+                _span([m.get("loss_pct") for m in members], "{:g}"),
+                _num(max((m["jitter_ms"] for m in members if m.get("jitter_ms") is not None),
+                         default=None), "{:.3f}"),
+                f"{min(rates) / 1e6:.2f} Mbit/s" if rates else "-",
+                first.get("expect", "-"), verdict)
     console.print(table)
     for case in summary.get("scenarios", []):
         if case.get("error"):
             console.print(f"[red]{case['name']}: error:[/red] {case['error']}", markup=True)
     console.print(f"verdict: {_VERDICT.get(summary.get('verdict', 'none'), '-')}")
+
+
+def _groups(receivers: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Members of one receiver group (16 fan-out pods) share a table row."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in receivers:
+        groups.setdefault(r.get("receiver", r["name"]), []).append(r)
+    return list(groups.values())
+
+
+def _span(values: list[Any], fmt: str = "{}") -> str:
+    known = [v for v in values if v is not None]
+    if not known:
+        return "-"
+    low, high = min(known), max(known)
+    return fmt.format(low) if low == high else f"{fmt.format(low)}-{fmt.format(high)}"
 
 
 def print_status(console: Console, st: LabStatus) -> None:

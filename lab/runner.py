@@ -12,7 +12,7 @@ from typing import Any
 
 from lab import iperf
 from lab.backends.base import Backend, Pod, PodSpec
-from lab.errors import BackendError, LabError
+from lab.errors import BackendError, Interrupted, LabError
 from lab.host import Host, Process
 from lab.results import RunArtifacts
 from lab.scenario import Case, Expectation, ReceiverSpec
@@ -40,7 +40,7 @@ class Endpoint:
 
 
 def receiver_pod_specs(case: Case) -> list[PodSpec]:
-    specs = []
+    specs: list[PodSpec] = []
     for r in case.scenario.receivers:
         if r.placement == "pod":
             specs.extend(PodSpec(_member_name(r, i), r.attachment) for i in range(r.count))
@@ -61,6 +61,7 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
     pods: list[Pod] = []
     sent: int | None = None
     error: str | None = None
+    interrupted: BaseException | None = None
     try:
         pod_specs = receiver_pod_specs(case)
         if pod_specs:
@@ -92,8 +93,12 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
             sent = iperf.parse_client_sent(result.stdout)
             if sent is None:
                 error = (f"the sender on {s.sender_host} printed no report (exit status "
-                         f"{result.exit_status}): {(result.stderr or result.stdout).strip()[-300:]}")
+                         f"{result.exit_status}): {_tail(result.stderr or result.stdout)}")
         _wait_final_reports(endpoints)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        # Recorded as this case's error, then passed on: the whole run stops.
+        interrupted = exc
+        error = str(exc) or "interrupted (SIGINT)"
     except LabError as exc:
         error = str(exc)
     finally:
@@ -105,7 +110,13 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
                 error = (error + "\n" if error else "") + str(exc)
     outcome = _outcome(case, endpoints, sent, error, started)
     artifacts.add_case(outcome)
+    if interrupted is not None:
+        raise interrupted
     return outcome
+
+
+def _tail(text: str) -> str:
+    return text.strip()[-300:]
 
 
 def _rate(bps: int) -> str:
@@ -128,7 +139,7 @@ def _wait_joined(endpoints: list[Endpoint], group: str) -> None:
                 res = ep.process.stop()
                 raise BackendError(f"receiver {ep.name} on {ep.host.name} exited before "
                                    f"joining {group} on {ep.iface} (exit status "
-                                   f"{res.exit_status}): {(res.stderr or res.stdout).strip()[-300:]}")
+                                   f"{res.exit_status}): {_tail(res.stderr or res.stdout)}")
             igmp = ep.host.run(["cat", "/proc/net/igmp"], timeout=10).stdout
             if want in iperf.parse_igmp(igmp).get(ep.iface, set()):
                 pending.remove(ep)

@@ -148,7 +148,8 @@ def load_scenario(path: Path, lab: Lab) -> Scenario:
                          f"({lab.host(sender_host).address})")
 
     default_expect = _expectation(top.section("expect", required=False), problems, None)
-    receivers = _receivers(top, problems, lab, default_expect, sender_host)
+    receivers = _receivers(top, problems, lab, default_expect, sender_host,
+                           top.has("expect"))
     top.done()
     problems.raise_if_any()
     assert name is not None and group is not None and port and duration and ttl
@@ -173,7 +174,7 @@ def _expectation(s: Section, problems: Problems, fallback: Expectation | None
 
 
 def _receivers(top: Section, problems: Problems, lab: Lab, default: Expectation | None,
-               sender_host: str | None) -> list[ReceiverSpec]:
+               sender_host: str | None, default_given: bool) -> list[ReceiverSpec]:
     result: list[ReceiverSpec] = []
     names: set[str] = set()
     for key, item in top.items("receivers"):
@@ -205,7 +206,7 @@ def _receivers(top: Section, problems: Problems, lab: Lab, default: Expectation 
             elif placement == "host" and host == sender_host:
                 problems.add(s.key("host"), f"{host!r} is the sender; a receiver on the "
                              "sending host measures loopback, not the lab network")
-        if expect is None and default is None and not s.has("expect"):
+        if expect is None and not default_given and not s.has("expect"):
             problems.add(s.key("expect"), "is required (here or at the top of the file)")
         if name and placement and host and iface and count and attachment is not None and expect:
             result.append(ReceiverSpec(name, placement, host, iface, count,

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def base_lab() -> dict:
+    return yaml.safe_load((REPO / "lab.yaml").read_text())
+
+
+@dataclass
+class Project:
+    """A lab project in a temporary folder: its own lab name, the repo's scenarios."""
+
+    dir: Path
+    name: str
+
+    @property
+    def lab_file(self) -> Path:
+        return self.dir / "lab.yaml"
+
+    def lab(self, *args: str, timeout: float = 300, check_codes: tuple[int, ...] | None = None,
+            ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([sys.executable, "-m", "lab", "-f", str(self.lab_file), *args],
+                              cwd=self.dir, capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, "COLUMNS": "150"})
+        if check_codes is not None:
+            assert proc.returncode in check_codes, (proc.returncode, proc.stdout, proc.stderr)
+        return proc
+
+    def namespaces(self) -> list[str]:
+        out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                             check=True).stdout
+        return [line.split()[0] for line in out.splitlines()
+                if line.split() and line.split()[0].startswith(self.name + "-")]
+
+
+def make_project(root: Path, **overrides: object) -> Project:
+    name = "t" + uuid.uuid4().hex[:8]
+    data = base_lab()
+    data["name"] = name
+    data.update(overrides)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "lab.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    shutil.copytree(REPO / "scenarios", root / "scenarios")
+    return Project(root, name)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Project]:
+    proj = make_project(tmp_path / "proj")
+    yield proj
+    if os.geteuid() == 0:
+        # Whatever a test left, its own lab's destroy removes (and the test asserts on it).
+        proj.lab("destroy", timeout=120)

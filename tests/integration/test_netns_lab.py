@@ -1,0 +1,169 @@
+"""The netns backend end to end, on real namespaces, the real CNI plugins and real iperf2.
+
+Needs root. Every assertion on traffic reads datagram counts from iperf's own reports
+(summary.json and the raw CSV kept in the run folder).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Project
+
+pytestmark = [pytest.mark.netns,
+              pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")]
+
+
+def summary(project: Project) -> dict:
+    runs = sorted((project.dir / "results").glob("[0-9]*"))
+    assert runs, "no run folder written"
+    return json.loads((runs[-1] / "summary.json").read_text())
+
+
+def leftovers(project: Project) -> dict[str, object]:
+    ipam = Path("/var/lib/cni") / f"lab-{project.name}"
+    procs = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return {
+        "namespaces": project.namespaces(),
+        "ipam": sorted(str(p) for p in ipam.rglob("*")) if ipam.exists() else [],
+        "iperf": [line for line in procs.splitlines() if "iperf" in line
+                  and project.name in line],
+        "state": (project.dir / ".lab" / project.name / "state.json").exists(),
+    }
+
+
+def assert_clean(project: Project) -> None:
+    assert leftovers(project) == {"namespaces": [], "ipam": [], "iperf": [], "state": False}
+
+
+def test_seed_scenarios_deliver_to_host_and_attached_pod_and_nothing_without(project):
+    project.lab("up", check_codes=(0,))
+    assert sorted(project.namespaces()) == sorted(f"{project.name}-{h}"
+                                                  for h in ("mcastsrc", "k8s"))
+    proc = project.lab("run", "host-baseline", "pod-multus", "pod-without-multus",
+                       check_codes=(0,))
+    result = summary(project)
+    assert result["verdict"] == "pass" and result["status"] == "complete"
+    by_name = {s["name"]: s for s in result["scenarios"]}
+    for name in ("host-baseline", "pod-multus"):
+        case = by_name[name]
+        # 5 s at 1.05 Mbit/s of 1470-byte datagrams is about 449 datagrams.
+        assert 440 <= case["sent"] <= 460, case
+        (receiver,) = case["receivers"]
+        assert receiver["received"] == case["sent"] and receiver["lost"] == 0
+        assert receiver["complete"] is True
+    assert by_name["host-baseline"]["receivers"][0]["placement"] == "host"
+    assert by_name["pod-multus"]["receivers"][0]["placement"] == "pod"
+    negative = by_name["pod-without-multus"]
+    assert negative["sent"] >= 440
+    assert negative["receivers"][0]["received"] == 0
+    assert negative["receivers"][0]["iface"] == "eth0"
+    # The raw reports are kept and agree with the summary.
+    run_dir = sorted((project.dir / "results").glob("[0-9]*"))[-1]
+    raw = (run_dir / "raw" / "pod-multus" / "pod-attached.csv").read_text()
+    assert raw.strip().splitlines()[-1].split(",")[11] == str(by_name["pod-multus"]["sent"])
+    assert (run_dir / "raw" / "pod-without-multus" / "pod-plain.csv").read_text() == ""
+    assert "PASS" in proc.stdout and "pod-without-multus" in proc.stdout
+    # Pods are gone after the run; the hosts stay until destroy.
+    assert len(project.namespaces()) == 2
+    project.lab("destroy", check_codes=(0,))
+    assert_clean(project)
+    project.lab("destroy", check_codes=(0,))  # idempotent
+
+
+def test_fanout_sixteen_pods_all_receive_everything(project):
+    project.lab("up", check_codes=(0,))
+    project.lab("run", "fanout", check_codes=(0,))
+    (case,) = summary(project)["scenarios"]
+    assert len(case["receivers"]) == 16
+    assert case["sent"] > 4000  # 5 s at 10 Mbit/s
+    assert {r["received"] for r in case["receivers"]} == {case["sent"]}
+    project.lab("destroy", check_codes=(0,))
+    assert_clean(project)
+
+
+def test_a_failed_expectation_exits_1_and_says_fail(project):
+    # Expect the pod without the attachment to receive: it cannot, so the verdict is fail.
+    scenario = project.dir / "scenarios" / "pod-without-multus.yaml"
+    text = scenario.read_text().replace("expect: {receive: false}",
+                                        "expect: {receive: true}")
+    wrong = project.dir / "expects-wrongly.yaml"
+    wrong.write_text(text.replace("name: pod-without-multus", "name: expects-wrongly")
+                     .replace("duration: 5", "duration: 1"))
+    project.lab("up", check_codes=(0,))
+    proc = project.lab("run", str(wrong), check_codes=(1,))
+    assert "FAIL" in proc.stdout
+    (case,) = summary(project)["scenarios"]
+    assert case["verdict"] == "fail" and case["receivers"][0]["received"] == 0
+
+
+def test_status_json_and_results(project):
+    down = json.loads(project.lab("status", "--json", check_codes=(0,)).stdout)
+    assert down["state"] == "down"
+    project.lab("up", check_codes=(0,))
+    up = json.loads(project.lab("status", "--json", check_codes=(0,)).stdout)
+    assert up["state"] == "up" and [h["state"] for h in up["hosts"]] == ["running"] * 2
+    project.lab("up", check_codes=(0,))  # idempotent: a second up changes nothing
+    assert len(project.namespaces()) == 2
+    assert project.lab("results").returncode == 2  # no run yet
+    project.lab("run", "host-baseline", check_codes=(0,))
+    shown = project.lab("results", check_codes=(0,)).stdout
+    assert "host-baseline" in shown and "PASS" in shown
+
+
+def test_run_before_up_is_refused_and_creates_nothing(project):
+    proc = project.lab("run", "host-baseline", check_codes=(2,))
+    assert "lab up" in proc.stderr
+    assert not (project.dir / "results").exists()
+    assert project.namespaces() == []
+
+
+def test_killed_lab_is_cleaned_up_by_destroy(project):
+    project.lab("up", check_codes=(0,))
+    proc = subprocess.Popen([sys.executable, "-m", "lab", "-f", str(project.lab_file), "-q",
+                             "run", "fanout"], cwd=project.dir, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        # Wait until the sender runs: pods exist and receivers listen.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(project.namespaces()) < 18:
+            time.sleep(0.1)
+        assert len(project.namespaces()) == 18
+        time.sleep(1.0)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(10)
+    assert len(project.namespaces()) == 18  # left behind by the killed run
+    project.lab("destroy", check_codes=(0,))
+    assert_clean(project)
+
+
+def test_sigterm_during_run_stops_everything_and_keeps_results(project):
+    project.lab("up", check_codes=(0,))
+    proc = subprocess.Popen([sys.executable, "-m", "lab", "-f", str(project.lab_file), "-q",
+                             "run", "host-baseline", "pod-multus"], cwd=project.dir,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(7)  # host-baseline done, pod-multus sending
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3, (out, err)
+    assert "interrupted" in err
+    result = summary(project)
+    assert result["status"] == "interrupted"
+    assert [s["name"] for s in result["scenarios"]] == ["host-baseline", "pod-multus"]
+    assert result["scenarios"][0]["verdict"] == "pass"
+    assert result["scenarios"][0]["receivers"][0]["received"] == result["scenarios"][0]["sent"]
+    interrupted = result["scenarios"][1]
+    assert interrupted["verdict"] == "error" and "SIGTERM" in interrupted["error"]
+    # What the pod received before the signal is kept: part of a 5 s stream.
+    assert 0 < interrupted["receivers"][0]["received"] < 440
+    assert len(project.namespaces()) == 2  # the pod was removed; hosts remain
+    assert leftovers(project)["iperf"] == []

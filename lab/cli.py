@@ -5,13 +5,15 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 from rich.console import Console
@@ -74,7 +76,21 @@ class Context:
             yield self.state()
 
 
-pass_ctx = click.make_pass_decorator(Context)
+_pass_ctx = click.make_pass_decorator(Context)
+
+
+def pass_ctx(func: Callable[..., None]) -> Callable[..., None]:
+    """Pass the Context; accept `--backend` after the command too (`lab up --backend netns`)."""
+
+    @functools.wraps(func)
+    def wrapper(c: Context, *args: Any, backend: str | None = None, **kwargs: Any) -> None:
+        if backend is not None:
+            c.backend_option = backend
+        func(c, *args, **kwargs)
+
+    option = click.option("--backend", type=click.Choice(backends.NAMES), default=None,
+                          help="Backend (same as before the command).")
+    return option(_pass_ctx(wrapper))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -7,6 +7,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from lab.errors import CommandFailed
 
@@ -42,6 +43,7 @@ def run(
     env: dict[str, str] | None = None,
     what: str = "",
     where: str = "localhost",
+    cwd: Path | None = None,
 ) -> Result:
     """Run `argv` (never through a shell) and return its Result; raise CommandFailed if `check`."""
     argv = tuple(argv)
@@ -54,6 +56,7 @@ def run(
             text=True,
             timeout=timeout,
             env=env,
+            cwd=cwd,
             check=False,
         )
         result = Result(argv, proc.returncode, proc.stdout, proc.stderr,

@@ -1,0 +1,170 @@
+"""Hosts reached over SSH with fabric (VMs): the same `Host` interface as namespaces."""
+
+from __future__ import annotations
+
+import base64
+import shlex
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from fabric import Connection
+from invoke.exceptions import CommandTimedOut
+from paramiko.ssh_exception import NoValidConnectionsError, SSHException
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from lab.command import Result
+from lab.errors import BackendError, CommandFailed
+from lab.vagrantcli import SshTarget
+
+CONNECT_TIMEOUT_S = 10.0
+STOP_GRACE_S = 3.0
+
+
+class SshHost:
+    """A VM over SSH. The connection opens lazily, is reused, and closes in `close()`.
+
+    Commands run through `sudo -n` when `sudo` is set: the lab's work (joining groups on
+    any NIC, provisioning) needs root, and the Vagrant user has password-less sudo.
+    """
+
+    def __init__(self, name: str, target: SshTarget, sudo: bool = True) -> None:
+        self.name = name
+        self.target = target
+        self.sudo = sudo
+        self._conn: Connection | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def conn(self) -> Connection:
+        with self._lock:
+            if self._conn is None:
+                t = self.target
+                self._conn = Connection(
+                    t.hostname, user=t.user, port=t.port, connect_timeout=CONNECT_TIMEOUT_S,
+                    connect_kwargs={"key_filename": [t.identity_file], "look_for_keys": False,
+                                    "allow_agent": False, "banner_timeout": CONNECT_TIMEOUT_S,
+                                    "auth_timeout": CONNECT_TIMEOUT_S})
+                # Lab VMs are new every `up`: their host keys are unknown by design.
+                self._conn.client.set_missing_host_key_policy(_AcceptNew())
+            return self._conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def wait_ready(self, deadline_s: float) -> None:
+        """Wait (with a deadline) until SSH answers a command: boot is transient, retried."""
+
+        @retry(stop=stop_after_delay(deadline_s), wait=wait_fixed(2), reraise=True,
+               retry=retry_if_exception_type((OSError, SSHException, NoValidConnectionsError,
+                                              EOFError)))
+        def attempt() -> None:
+            try:
+                self.conn.run("true", hide=True, in_stream=False, timeout=CONNECT_TIMEOUT_S)
+            except BaseException:
+                self.close()
+                raise
+
+        try:
+            attempt()
+        except (OSError, SSHException, EOFError) as exc:
+            raise BackendError(f"{self.name}: SSH to {self.target.user}@{self.target.hostname}:"
+                               f"{self.target.port} did not answer within {deadline_s:g} s "
+                               f"({exc})") from None
+
+    def _command(self, argv: Sequence[str]) -> str:
+        text = shlex.join(argv)
+        return f"sudo -n {text}" if self.sudo else text
+
+    def run(self, argv: Sequence[str], *, timeout: float, check: bool = True,
+            input: str | None = None, what: str = "") -> Result:
+        cmd = self._command(argv)
+        if input is not None:
+            # Streaming stdin races with a command that exits early (invoke then raises from
+            # its stdin thread); the input travels inside the command line instead.
+            encoded = base64.b64encode(input.encode()).decode()
+            cmd = f"printf %s {encoded} | base64 -d | {cmd}"
+        start = time.monotonic()
+        kwargs: dict[str, Any] = {"hide": True, "warn": True, "timeout": timeout,
+                                  "in_stream": False}
+        try:
+            res = self.conn.run(cmd, **kwargs)
+            result = Result(tuple(argv), res.exited, res.stdout, res.stderr,
+                            time.monotonic() - start, timeout, where=self.name)
+        except CommandTimedOut as exc:
+            result = Result(tuple(argv), -1, exc.result.stdout, exc.result.stderr,
+                            time.monotonic() - start, timeout, timed_out=True, where=self.name)
+        except (OSError, SSHException, EOFError) as exc:
+            self.close()
+            raise BackendError(f"{self.name}: SSH failed running {cmd!r}: {exc}") from None
+        if check and not result.ok:
+            raise CommandFailed(result, what)
+        return result
+
+    def start(self, argv: Sequence[str], *, timeout: float) -> SshProcess:
+        bounded = ["timeout", "--kill-after=2", f"{timeout:g}", *argv]
+        # The remote shell prints its pid first, then becomes the command: `stop()` ends it
+        # by that pid, never by name.
+        inner = f"echo $$; exec {shlex.join(bounded)}"
+        cmd = self._command(["sh", "-c", inner])
+        promise = self.conn.run(cmd, hide=True, warn=True, asynchronous=True, in_stream=False)
+        return SshProcess(self, tuple(argv), promise, timeout)
+
+
+class SshProcess:
+    def __init__(self, host: SshHost, argv: tuple[str, ...], promise: Any, timeout: float
+                 ) -> None:
+        self.host = host
+        self.argv = argv
+        self.promise = promise
+        self.timeout = timeout
+        self.started = time.monotonic()
+        self._result: Result | None = None
+
+    def _raw(self) -> str:
+        return "".join(self.promise.runner.stdout)
+
+    def _pid(self) -> str | None:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            first, _, _ = self._raw().partition("\n")
+            if first.strip().isdigit() and "\n" in self._raw():
+                return first.strip()
+            if not self.running():
+                return None
+            time.sleep(0.05)
+        return None
+
+    def running(self) -> bool:
+        return not self.promise.runner.process_is_finished
+
+    def output(self) -> str:
+        return self._raw().partition("\n")[2]
+
+    def stop(self) -> Result:
+        if self._result is not None:
+            return self._result
+        if self.running():
+            pid = self._pid()
+            if pid:
+                self.host.run(["kill", "-TERM", pid], timeout=10, check=False)
+        try:
+            res = self.promise.join()
+            status, stderr = res.exited, res.stderr
+        except Exception as exc:  # invoke raises UnexpectedExit-like errors from join()
+            result = getattr(exc, "result", None)
+            status = getattr(result, "exited", -1)
+            stderr = getattr(result, "stderr", str(exc))
+        self._result = Result(self.argv, status, self.output(), stderr,
+                              time.monotonic() - self.started, self.timeout,
+                              timed_out=status == 124, where=self.host.name)
+        return self._result
+
+
+class _AcceptNew:
+    def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+        client.get_host_keys().add(hostname, key.get_name(), key)

@@ -1,0 +1,113 @@
+"""The vagrant backend: the lab's hosts are VMs booted by Vagrant, reached with fabric."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from lab.backends.base import Backend, HostStatus, LabStatus, Pod, PodSpec
+from lab.errors import BackendError
+from lab.provision import Provisioner, load_steps
+from lab.sshhost import SshHost
+from lab.state import lab_dir
+from lab.vagrant_doctor import vagrant_checks
+from lab.vagrantcli import VagrantCLI
+from lab.vagrantinput import resolved_path, vagrant_input, write_input
+
+UP_TIMEOUT_S = 1800.0
+DESTROY_TIMEOUT_S = 600.0
+SSH_READY_S = 300.0
+
+
+class VagrantBackend(Backend):
+    name = "vagrant"
+
+    @property
+    def provider(self) -> str:
+        return os.environ.get("LAB_PROVIDER") or self.state.data.get("provider") or \
+            self.lab.vagrant.provider
+
+    def _cli(self) -> VagrantCLI:
+        return VagrantCLI(self.lab.project_dir,
+                          {"LAB_VAGRANT_JSON": str(resolved_path(self.lab)),
+                           "VAGRANT_DEFAULT_PROVIDER": self.provider})
+
+    def preflight(self) -> None:
+        failed = [c for c in vagrant_checks(self.lab, self.provider) if not c.ok and c.blocking]
+        if failed:
+            raise BackendError("this machine is not ready for the vagrant backend "
+                               f"({self.provider}):\n" +
+                               "\n".join(f"  - {c.message} Fix: {c.fix}" for c in failed))
+
+    def up(self) -> None:
+        self.preflight()
+        write_input(self.lab, vagrant_input(self.lab, self.provider))
+        self.state.data.update({"backend": self.name, "provider": self.provider,
+                                "status": "creating", "created": time.time()})
+        self.state.save()
+        cli = self._cli()
+        with self.reporter.step(f"vagrant up ({self.provider}): "
+                                f"{', '.join(h.name for h in self.lab.hosts)}"):
+            # libvirt boots machines in parallel; VirtualBox does not support it.
+            cli.up(self.provider, UP_TIMEOUT_S, parallel=self.provider == "libvirt")
+        hosts = {h.name: self._ssh_host(cli, h.name) for h in self.lab.hosts}
+        with self.reporter.step("SSH answers on every host"):
+            for host in hosts.values():
+                host.wait_ready(SSH_READY_S)
+        provisioner = Provisioner(load_steps(), lab_dir(self.lab.project_dir, self.lab.name)
+                                  / "logs", self.reporter)
+        with self.reporter.step("provision"):
+            provisioner.provision([(hosts[h.name], h.role, self.step_env(h.name))
+                                   for h in self.lab.hosts])
+        self.state.data["status"] = "up"
+        self.state.save()
+
+    def step_env(self, host_name: str) -> dict[str, str]:
+        h = self.lab.host(host_name)
+        return {"LAB_NAME": self.lab.name, "LAB_ROLE": h.role, "LAB_ADDRESS": str(h.address),
+                "LAB_SUBNET": str(self.lab.subnet),
+                "LAB_PREFIXLEN": str(self.lab.subnet.prefixlen)}
+
+    def _ssh_host(self, cli: VagrantCLI, name: str) -> SshHost:
+        cached = self.state.mapping("ssh").get(name)
+        if cached is None:
+            target = cli.ssh_config(name)
+            self.state.mapping("ssh")[name] = target.__dict__
+            self.state.save()
+        from lab.vagrantcli import SshTarget
+
+        return SshHost(name, SshTarget(**self.state.mapping("ssh")[name]))
+
+    def destroy(self) -> None:
+        if not resolved_path(self.lab).exists() and not self.state.exists:
+            self.reporter.info(f"lab {self.lab.name} is not up: nothing to destroy")
+            return
+        with self.reporter.step("vagrant destroy"):
+            self._cli().destroy(DESTROY_TIMEOUT_S)
+        self.state.remove()
+
+    def status(self) -> LabStatus:
+        if not resolved_path(self.lab).exists():
+            return LabStatus(self.lab.name, self.name, "down", tuple(
+                HostStatus(h.name, "not created", str(h.address)) for h in self.lab.hosts), ())
+        states = self._cli().status()  # one vagrant call for every machine
+        hosts = tuple(HostStatus(h.name, states.get(h.name, "unknown"), str(h.address),
+                                 self.provider) for h in self.lab.hosts)
+        words = {h.state for h in hosts}
+        overall = "up" if words == {"running"} and self.state.data.get("status") == "up" \
+            else "down" if words <= {"not_created", "not created"} else "partial"
+        return LabStatus(self.lab.name, self.name, overall, hosts, (),
+                         {"provider": self.provider})
+
+    def host(self, name: str) -> SshHost:
+        if self.state.data.get("status") != "up":
+            raise BackendError(f"lab {self.lab.name} is not up; run `lab up` first")
+        return self._ssh_host(self._cli(), name)
+
+    def create_pods(self, specs: list[PodSpec]) -> list[Pod]:
+        raise BackendError("pod receivers on the vagrant backend need Kubernetes and Multus on "
+                           "the k8s VM, which this version does not provision yet; run the "
+                           "host-baseline scenario, or use --backend netns for pods")
+
+    def delete_pods(self, pods: list[Pod]) -> None:
+        return None

@@ -1,0 +1,130 @@
+"""Vagrant pieces: parsers, the VirtualBox host-only rule, the resolved input, and the real
+`vagrant` CLI validating the Vagrantfile (skipped only where vagrant is not installed;
+CI installs it)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lab.errors import BackendError
+from lab.labfile import load_lab
+from lab.vagrant_doctor import vbox_allowed_networks, vbox_subnet_check
+from lab.vagrantcli import parse_machine_readable, parse_ssh_config, parse_status
+from lab.vagrantinput import vagrant_input
+from tests.conftest import REPO
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "vagrant"
+
+# `vagrant status --machine-readable` as Vagrant 2.3.4 prints it for two machines; the
+# format is documented (timestamp,target,type,data) and this text follows it.
+STATUS_TWO = """1795815900,mcastsrc,metadata,provider,libvirt
+1795815900,k8s,metadata,provider,libvirt
+1795815901,mcastsrc,provider-name,libvirt
+1795815901,mcastsrc,state,running
+1795815901,mcastsrc,state-human-short,running
+1795815901,k8s,provider-name,libvirt
+1795815901,k8s,state,not_created
+1795815901,,ui,info,Current machine states:\\n\\nmcastsrc running (libvirt)
+"""
+
+
+def test_status_parser() -> None:
+    assert parse_status(STATUS_TWO) == {"mcastsrc": "running", "k8s": "not_created"}
+
+
+def test_status_error_from_real_vagrant_output_is_raised_with_its_message() -> None:
+    text = (DATA / "status-no-provider.txt").read_text()
+    lines = parse_machine_readable(text)
+    assert any(ln.kind == "error-exit" for ln in lines)
+    with pytest.raises(BackendError, match="No usable default provider") as info:
+        parse_status(text)
+    assert "%!(VAGRANT_COMMA)" not in str(info.value) and "VirtualBox, VMware" in str(info.value)
+
+
+def test_ssh_config_parser_takes_the_machine_key() -> None:
+    text = (DATA / "ssh-config.txt").read_text()
+    targets = parse_ssh_config(text)
+    assert set(targets) == {"mcastsrc", "k8s"}
+    k8s = targets["k8s"]
+    assert (k8s.hostname, k8s.port, k8s.user) == ("192.168.121.45", 22, "vagrant")
+    assert k8s.identity_file.endswith("/.vagrant/machines/k8s/libvirt/private_key")
+
+
+def test_ssh_config_without_identity_is_an_error() -> None:
+    with pytest.raises(BackendError, match="k8s lacks"):
+        parse_ssh_config("Host k8s\n  HostName 10.1.1.1\n")
+
+
+@pytest.mark.parametrize(("conf", "subnet", "ok"), [
+    (None, "192.168.56.0/24", True),
+    (None, "192.168.60.0/24", True),
+    (None, "10.0.0.0/24", False),
+    ("* 10.0.0.0/8 192.168.0.0/16\n", "10.0.0.0/24", True),
+    ("# only comments\n", "192.168.56.0/24", False),
+    ("* 192.168.56.0/24\n", "192.168.57.0/24", False),
+])
+def test_virtualbox_host_only_rule(conf: str | None, subnet: str, ok: bool) -> None:
+    check = vbox_subnet_check(ipaddress.IPv4Network(subnet), conf)
+    assert check.ok is ok
+    if not ok:
+        assert f"* {subnet}" in check.fix and "/etc/vbox/networks.conf" in check.fix
+
+
+def test_allowed_networks_parsing() -> None:
+    assert [str(n) for n in vbox_allowed_networks("* 10.0.0.0/8 bogus\nx 1.0.0.0/8\n")] == \
+        ["10.0.0.0/8"]
+
+
+def test_resolved_input_comes_from_the_lab_file() -> None:
+    lab = load_lab(REPO / "lab.yaml")
+    data = vagrant_input(lab, "virtualbox")
+    assert [(h["name"], h["address"]) for h in data["hosts"]] == \
+        [(h.name, str(h.address)) for h in lab.hosts]
+    assert data["network"]["netmask"] == "255.255.255.0"
+    assert data["box"] == {"name": lab.vagrant.boxes["virtualbox"].name,
+                           "version": lab.vagrant.boxes["virtualbox"].version}
+
+
+needs_vagrant = pytest.mark.skipif(shutil.which("vagrant") is None, reason="vagrant not installed")
+
+
+def _vagrant(folder: Path, *args: str, env_json: Path | None = None
+             ) -> subprocess.CompletedProcess[str]:
+    import os
+
+    env = dict(os.environ)
+    if env_json is not None:
+        env["LAB_VAGRANT_JSON"] = str(env_json)
+    return subprocess.run(["vagrant", *args], cwd=folder, capture_output=True, text=True,
+                          timeout=180, env=env)
+
+
+@needs_vagrant
+@pytest.mark.vagrant
+@pytest.mark.parametrize("provider", ["virtualbox", "libvirt"])
+def test_real_vagrant_validates_the_vagrantfile(provider: str, tmp_path: Path) -> None:
+    shutil.copy(REPO / "Vagrantfile", tmp_path / "Vagrantfile")
+    lab = load_lab(REPO / "lab.yaml")
+    resolved = tmp_path / "vagrant.json"
+    boot = {"kernel": "/boxes/vmlinuz", "initrd": "/boxes/initrd.img",
+            "cmd_line": "root=/dev/vda rw console=ttyS0"} if provider == "libvirt" else None
+    resolved.write_text(json.dumps(vagrant_input(lab, provider, direct_boot=boot)))
+    # --ignore-provider: Vagrant 2.3.4 otherwise needs the provider itself installed.
+    proc = _vagrant(tmp_path, "validate", "--ignore-provider", env_json=resolved)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "validated successfully" in proc.stdout
+
+
+@needs_vagrant
+@pytest.mark.vagrant
+def test_plain_vagrant_without_lab_up_says_what_to_do(tmp_path: Path) -> None:
+    shutil.copy(REPO / "Vagrantfile", tmp_path / "Vagrantfile")
+    proc = _vagrant(tmp_path, "status")
+    assert proc.returncode != 0
+    assert "lab up --backend vagrant" in proc.stdout + proc.stderr

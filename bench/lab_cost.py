@@ -1,0 +1,98 @@
+"""Benchmark: `lab up` + `lab destroy` (netns) against the same topology made by the plain
+`ip` command sequence, and the cost of creating/deleting N attached pods.
+
+Run as root:  .venv/bin/python -m bench.lab_cost [--repeat 5] [--pods 1,16,64]
+Prints a table and writes bench/out/lab_cost.json. Traffic: none (topology only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+RAW = """set -e
+ip netns add {p}-mcastsrc; ip -n {p}-mcastsrc link set lo up
+ip netns add {p}-k8s; ip -n {p}-k8s link set lo up
+ip -n {p}-mcastsrc link add eth1 type veth peer name eth1 netns {p}-k8s
+ip -n {p}-mcastsrc addr add 192.168.56.12/24 dev eth1; ip -n {p}-mcastsrc link set eth1 up
+ip -n {p}-k8s addr add 192.168.56.11/24 dev eth1; ip -n {p}-k8s link set eth1 up
+"""
+RAW_DOWN = "ip netns delete {p}-mcastsrc; ip netns delete {p}-k8s\n"
+
+
+def timed(argv: list[str], **kw: object) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True, timeout=120, **kw)  # type: ignore[call-overload]
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--pods", default="1,16,64")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="labbench-"))
+    name = "b" + uuid.uuid4().hex[:6]
+    data = yaml.safe_load((REPO / "lab.yaml").read_text())
+    data["name"] = name
+    (work / "lab.yaml").write_text(yaml.safe_dump(data))
+    lab = [sys.executable, "-m", "lab", "-q", "-f", str(work / "lab.yaml")]
+    rows = []
+    lab_t, raw_t = [], []
+    for _ in range(args.repeat):
+        lab_t.append(timed([*lab, "up"]) + timed([*lab, "destroy"]))
+        p = "r" + uuid.uuid4().hex[:6]
+        raw_t.append(timed(["bash", "-c", RAW.format(p=p)]) +
+                     timed(["bash", "-c", RAW_DOWN.format(p=p)]))
+    rows.append({"what": "lab up+destroy vs raw ip (s, median)",
+                 "lab": statistics.median(lab_t), "raw": statistics.median(raw_t),
+                 "ratio": statistics.median(lab_t) / statistics.median(raw_t)})
+    # Pod cost, in-process so the numbers are the backend's own, not Python start-up.
+    sys.path.insert(0, str(REPO))
+    from lab.backends.base import PodSpec
+    from lab.backends.netns import NetnsBackend
+    from lab.labfile import load_lab
+    from lab.state import State
+    from lab.ui import Reporter
+
+    big = dict(data, network={"subnet": "192.168.56.0/22", "nic": "eth1"})
+    big["attachment"] = dict(data["attachment"], range={"start": "192.168.56.13",
+                                                        "end": "192.168.59.254"})
+    (work / "lab.yaml").write_text(yaml.safe_dump(big))
+    model = load_lab(work / "lab.yaml")
+    backend = NetnsBackend(model, State(work / ".lab" / name / "state.json"), Reporter(quiet=True))
+    backend.up()
+    try:
+        for n in [int(x) for x in args.pods.split(",")]:
+            specs = [PodSpec(f"p{i}", True) for i in range(n)]
+            t0 = time.perf_counter()
+            pods = backend.create_pods(specs)
+            t1 = time.perf_counter()
+            backend.delete_pods(pods)
+            t2 = time.perf_counter()
+            rows.append({"what": f"{n} attached pods", "create_ms_per_pod": 1000 * (t1 - t0) / n,
+                         "delete_ms_per_pod": 1000 * (t2 - t1) / n})
+    finally:
+        backend.destroy()
+    out = REPO / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "lab_cost.json").write_text(json.dumps(rows, indent=2))
+    for r in rows:
+        print("  ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+                        for k, v in r.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -109,9 +110,13 @@ def cli(ctx: click.Context, file: Path, backend: str | None, quiet: bool) -> Non
 
 
 @cli.command()
+@click.option("--provider", type=click.Choice(("virtualbox", "libvirt")), default=None,
+              help="Vagrant provider (default: the lab file's vagrant.provider).")
 @pass_ctx
-def up(c: Context) -> None:
+def up(c: Context, provider: str | None) -> None:
     """Create the lab's hosts and network (idempotent)."""
+    if provider:
+        os.environ["LAB_PROVIDER"] = provider  # read by the vagrant backend only
     with c.locked(argv_summary()) as state:
         c.backend(state).up()
     c.reporter.info(f"lab {c.lab.name} is up; next: `lab run` (scenarios in "
@@ -200,6 +205,22 @@ def demo(c: Context) -> None:
         finally:
             backend.destroy()
     raise SystemExit(verdict_exit_code(verdict))
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("host_name")
+@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
+@pass_ctx
+def ssh(c: Context, host_name: str, argv: tuple[str, ...]) -> None:
+    """A shell (or ARGV) on a host of the lab: `lab ssh k8s`, `lab ssh k8s -- ip addr`."""
+    if host_name not in {h.name for h in c.lab.hosts}:
+        raise UsageError(f"no host {host_name!r} (hosts: "
+                         f"{', '.join(h.name for h in c.lab.hosts)})")
+    backend = c.backend(c.state())
+    command = list(argv) if argv else [os.environ.get("SHELL", "/bin/sh")]
+    interactive = backend.interactive_argv(host_name, command)
+    sys.stdout.flush()
+    os.execvp(interactive[0], interactive)
 
 
 @cli.command(name="doctor")

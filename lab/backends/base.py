@@ -80,6 +80,10 @@ class Backend(ABC):
         """A host of a lab that is up (BackendError if it is not)."""
 
     @abstractmethod
+    def interactive_argv(self, host: str, argv: list[str]) -> list[str]:
+        """The command line that runs `argv` on `host` attached to this terminal."""
+
+    @abstractmethod
     def create_pods(self, specs: list[PodSpec]) -> list[Pod]:
         """Create receiver pods on the node; what was created is recorded before it is."""
 

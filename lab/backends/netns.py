@@ -174,6 +174,9 @@ class NetnsBackend(Backend):
                                f"{netns}); run `lab up` first")
         return NamespaceHost(name, netns)
 
+    def interactive_argv(self, host: str, argv: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.host(host).netns, *argv]
+
     # -- pods ----------------------------------------------------------------------------
     def pod_network_config(self) -> dict[str, Any]:
         return {

@@ -104,6 +104,12 @@ class VagrantBackend(Backend):
             raise BackendError(f"lab {self.lab.name} is not up; run `lab up` first")
         return self._ssh_host(self._cli(), name)
 
+    def interactive_argv(self, host: str, argv: list[str]) -> list[str]:
+        t = self.host(host).target
+        return ["ssh", "-t", "-i", t.identity_file, "-p", str(t.port), "-o",
+                "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                f"{t.user}@{t.hostname}", "--", *argv]
+
     def create_pods(self, specs: list[PodSpec]) -> list[Pod]:
         raise BackendError("pod receivers on the vagrant backend need Kubernetes and Multus on "
                            "the k8s VM, which this version does not provision yet; run the "

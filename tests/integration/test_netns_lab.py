@@ -167,3 +167,11 @@ def test_sigterm_during_run_stops_everything_and_keeps_results(project):
     assert 0 < interrupted["receivers"][0]["received"] < 440
     assert len(project.namespaces()) == 2  # the pod was removed; hosts remain
     assert leftovers(project)["iperf"] == []
+
+
+def test_lab_ssh_runs_a_command_on_a_host(project):
+    project.lab("up", check_codes=(0,))
+    proc = project.lab("ssh", "k8s", "--", "ip", "-o", "-4", "addr", "show", "dev", "eth1",
+                       check_codes=(0,))
+    assert "192.168.56.11/24" in proc.stdout
+    assert project.lab("ssh", "nohost", "--", "true").returncode == 2

@@ -53,6 +53,7 @@ class Context:
     stdout: Console
     reporter: Reporter
     _lab: Lab | None = None
+    provider_option: str | None = None
 
     @property
     def lab(self) -> Lab:
@@ -69,7 +70,7 @@ class Context:
         if self.backend_option and recorded and recorded != self.backend_option:
             raise UsageError(f"lab {self.lab.name} is up with the {recorded} backend; "
                              f"`lab destroy` it before using --backend {self.backend_option}")
-        return backends.make(name, self.lab, state, self.reporter)
+        return backends.make(name, self.lab, state, self.reporter, self.provider_option)
 
     @contextlib.contextmanager
     def locked(self, what: str) -> Iterator[State]:
@@ -115,8 +116,7 @@ def cli(ctx: click.Context, file: Path, backend: str | None, quiet: bool) -> Non
 @pass_ctx
 def up(c: Context, provider: str | None) -> None:
     """Create the lab's hosts and network (idempotent)."""
-    if provider:
-        os.environ["LAB_PROVIDER"] = provider  # read by the vagrant backend only
+    c.provider_option = provider
     with c.locked(argv_summary()) as state:
         c.backend(state).up()
     c.reporter.info(f"lab {c.lab.name} is up; next: `lab run` (scenarios in "

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from lab import cni, command
 from lab.errors import BackendError
+from lab.model import Lab
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,10 @@ def netns_problems() -> list[Check]:
     return [c for c in netns_checks() if not c.ok and c.blocking]
 
 
-def checks_for(backend: str, lab: object) -> list[Check]:
+def checks_for(backend: str, lab: Lab) -> list[Check]:
     if backend == "netns":
         return netns_checks()
+    # Imported here: vagrant_doctor imports Check from this module.
     from lab.vagrant_doctor import vagrant_checks
 
-    return vagrant_checks(lab)  # type: ignore[arg-type]
+    return vagrant_checks(lab)

@@ -36,7 +36,6 @@ class Endpoint:
     iface: str
     process: Process | None = None
     output: str = ""
-    stderr: str = ""
 
 
 def receiver_pod_specs(case: Case) -> list[PodSpec]:
@@ -166,7 +165,7 @@ def _stop_all(endpoints: list[Endpoint], artifacts: RunArtifacts, case_name: str
         if ep.process is None:
             continue
         res = ep.process.stop()
-        ep.output, ep.stderr = res.stdout, res.stderr
+        ep.output = res.stdout
         artifacts.write(f"raw/{case_name}/{ep.name}.csv", res.stdout)
         if res.stderr.strip():
             artifacts.write(f"raw/{case_name}/{ep.name}.stderr", res.stderr)

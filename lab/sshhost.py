@@ -25,6 +25,9 @@ STOP_GRACE_S = 3.0
 class SshHost:
     """A VM over SSH. The connection opens lazily, is reused, and closes in `close()`.
 
+    Lab VMs are new at every `up`, so their host keys are unknown by design: fabric's
+    Connection already accepts new keys (paramiko's AutoAddPolicy).
+
     Commands run through `sudo -n` when `sudo` is set: the lab's work (joining groups on
     any NIC, provisioning) needs root, and the Vagrant user has password-less sudo.
     """
@@ -46,8 +49,6 @@ class SshHost:
                     connect_kwargs={"key_filename": [t.identity_file], "look_for_keys": False,
                                     "allow_agent": False, "banner_timeout": CONNECT_TIMEOUT_S,
                                     "auth_timeout": CONNECT_TIMEOUT_S})
-                # Lab VMs are new every `up`: their host keys are unknown by design.
-                self._conn.client.set_missing_host_key_policy(_AcceptNew())
             return self._conn
 
     def close(self) -> None:
@@ -164,7 +165,3 @@ class SshProcess:
                               timed_out=status == 124, where=self.host.name)
         return self._result
 
-
-class _AcceptNew:
-    def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
-        client.get_host_keys().add(hostname, key.get_name(), key)

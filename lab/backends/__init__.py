@@ -11,7 +11,9 @@ from lab.ui import Reporter
 NAMES = ("netns", "vagrant")
 
 
-def make(name: str, lab: Lab, state: State, reporter: Reporter) -> Backend:
+def make(name: str, lab: Lab, state: State, reporter: Reporter,
+         provider: str | None = None) -> Backend:
+    """The backend called `name`; `provider` only means something to vagrant."""
     if name == "netns":
         from lab.backends.netns import NetnsBackend
 
@@ -19,5 +21,5 @@ def make(name: str, lab: Lab, state: State, reporter: Reporter) -> Backend:
     if name == "vagrant":
         from lab.backends.vagrant import VagrantBackend
 
-        return VagrantBackend(lab, state, reporter)
+        return VagrantBackend(lab, state, reporter, provider)
     raise UsageError(f"unknown backend {name!r} (known: {', '.join(NAMES)})")

@@ -18,6 +18,7 @@ from typing import Any
 
 from lab import cni, command
 from lab.backends.base import Backend, HostStatus, LabStatus, Pod, PodSpec
+from lab.doctor import netns_problems
 from lab.errors import BackendError
 from lab.nshost import NamespaceHost
 
@@ -58,8 +59,6 @@ class NetnsBackend(Backend):
 
     # -- lifecycle ---------------------------------------------------------------------
     def preflight(self) -> None:
-        from lab.doctor import netns_problems
-
         problems = netns_problems()
         if problems:
             raise BackendError("this machine is not ready for the netns backend:\n" +

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 from lab.backends.base import Backend, HostStatus, LabStatus, Pod, PodSpec
 from lab.errors import BackendError
+from lab.model import Lab
 from lab.provision import Provisioner, load_steps
 from lab.sshhost import SshHost
-from lab.state import lab_dir
+from lab.state import State, lab_dir
+from lab.ui import Reporter
 from lab.vagrant_doctor import vagrant_checks
-from lab.vagrantcli import VagrantCLI
+from lab.vagrantcli import SshTarget, VagrantCLI
 from lab.vagrantinput import resolved_path, vagrant_input, write_input
 
 UP_TIMEOUT_S = 1800.0
@@ -22,10 +23,15 @@ SSH_READY_S = 300.0
 class VagrantBackend(Backend):
     name = "vagrant"
 
+    def __init__(self, lab: Lab, state: State, reporter: Reporter,
+                 provider: str | None = None) -> None:
+        super().__init__(lab, state, reporter)
+        self._provider = provider
+
     @property
     def provider(self) -> str:
-        return os.environ.get("LAB_PROVIDER") or self.state.data.get("provider") or \
-            self.lab.vagrant.provider
+        """--provider, else the provider the lab is up with, else the lab file's."""
+        return self._provider or self.state.data.get("provider") or self.lab.vagrant.provider
 
     def _cli(self) -> VagrantCLI:
         return VagrantCLI(self.lab.project_dir,
@@ -74,8 +80,6 @@ class VagrantBackend(Backend):
             target = cli.ssh_config(name)
             self.state.mapping("ssh")[name] = target.__dict__
             self.state.save()
-        from lab.vagrantcli import SshTarget
-
         return SshHost(name, SshTarget(**self.state.mapping("ssh")[name]))
 
     def destroy(self) -> None:

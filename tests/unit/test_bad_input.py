@@ -193,5 +193,7 @@ def test_every_string_field_of_the_lab_refuses_shell_metacharacters(tmp_path: Pa
         (tmp_path / "lab.yaml").write_text(yaml.safe_dump(data))
         with pytest.raises(ConfigError) as info:
             load_lab(tmp_path / "lab.yaml")
-        dotted = ".".join(str(p) for p in path)
+        dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
         assert info.value.problems, dotted
+        assert any(p.key == dotted for p in info.value.problems), \
+            (dotted, [str(p) for p in info.value.problems])

@@ -179,6 +179,25 @@ def ifname(value: Any) -> str:
     return text
 
 
+_PATH_RE = re.compile(r"^/[A-Za-z0-9._/+-]{1,250}$")
+_CMDLINE_RE = re.compile(r"^[A-Za-z0-9=/_.,:+-]+( [A-Za-z0-9=/_.,:+-]+)*$")
+
+
+def path(value: Any) -> str:
+    result = string(value)
+    if not _PATH_RE.match(result):
+        raise ValueError(f"{result!r} is not an absolute path (letters, digits and ._/+- only)")
+    return result
+
+
+def cmdline(value: Any) -> str:
+    result = string(value)
+    if len(result) > 500 or not _CMDLINE_RE.match(result):
+        raise ValueError(f"{result!r} is not a kernel command line (words of letters, digits "
+                         "and =/_.,:+- separated by single spaces)")
+    return result
+
+
 def text(value: Any) -> str:
     """Free text (descriptions): any printable string; it never reaches a command line."""
     result = string(value)

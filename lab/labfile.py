@@ -7,7 +7,16 @@ from pathlib import Path
 
 from lab import fields as f
 from lab.fields import Problems, Section
-from lab.model import Attachment, Box, HostSpec, KubernetesSettings, Lab, VagrantSettings
+from lab.model import (
+    Attachment,
+    Box,
+    DirectBoot,
+    HostSpec,
+    KubernetesSettings,
+    Lab,
+    LibvirtSettings,
+    VagrantSettings,
+)
 
 BACKENDS = ("netns", "vagrant")
 PROVIDERS = ("virtualbox", "libvirt")
@@ -142,10 +151,22 @@ def _vagrant(s: Section) -> VagrantSettings | None:
         if box_name and version:
             boxes[prov] = Box(box_name, version)
     box_section.done()
+    lv = s.section("libvirt", required=False)
+    driver = lv.get("driver", f.choice("kvm", "qemu"), "kvm")
+    boot = None
+    if lv.has("direct_boot"):
+        b = lv.section("direct_boot")
+        kernel = b.get("kernel", f.path)
+        initrd = b.get("initrd", f.path)
+        cmd_line = b.get("cmd_line", f.cmdline)
+        b.done()
+        if kernel and initrd and cmd_line:
+            boot = DirectBoot(kernel, initrd, cmd_line)
+    lv.done()
     s.done()
-    if provider is None or len(boxes) != len(PROVIDERS):
+    if provider is None or driver is None or len(boxes) != len(PROVIDERS):
         return None
-    return VagrantSettings(provider, boxes)
+    return VagrantSettings(provider, boxes, LibvirtSettings(driver, boot))
 
 
 def _kubernetes(s: Section) -> KubernetesSettings | None:

@@ -58,9 +58,25 @@ class Box:
 
 
 @dataclass(frozen=True)
+class DirectBoot:
+    """Boot a libvirt VM from a kernel and initrd on the host (boxes without a boot loader)."""
+
+    kernel: str
+    initrd: str
+    cmd_line: str
+
+
+@dataclass(frozen=True)
+class LibvirtSettings:
+    driver: str  # "kvm", or "qemu" (software emulation) where KVM is not usable
+    direct_boot: DirectBoot | None
+
+
+@dataclass(frozen=True)
 class VagrantSettings:
     provider: str
     boxes: dict[str, Box] = field(hash=False)
+    libvirt: LibvirtSettings = LibvirtSettings("kvm", None)
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,8 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
             for i in range(r.count):
                 member = _member_name(r, i)
                 host = by_name[member].host if r.placement == "pod" else backend.host(r.host)
-                endpoints.append(Endpoint(member, r, host, r.iface))
+                iface = r.iface or backend.lab_nic(r.host)
+                endpoints.append(Endpoint(member, r, host, iface))
         sender = backend.host(s.sender_host)
         listen = s.duration + iperf.RECEIVER_SLACK_S + int(JOIN_TIMEOUT_S)
         with reporter.step(f"{case.name}: {len(endpoints)} receiver(s) join {s.group}"):

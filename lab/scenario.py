@@ -38,7 +38,7 @@ class ReceiverSpec:
     name: str
     placement: str  # "host" or "pod"
     host: str  # the host whose NIC receives, or the node the pods run on
-    iface: str
+    iface: str | None  # None on a host: the host's lab NIC, whatever the box names it
     count: int
     attachment: bool
     expect: Expectation
@@ -184,7 +184,7 @@ def _receivers(top: Section, problems: Problems, lab: Lab, default: Expectation 
         host = s.get("host", f.name, lab.node.name)
         count = s.get("count", f.integer(1, 1024), 1)
         attachment = s.get("attachment", f.boolean, True)
-        iface_default = lab.nic if placement == "host" else \
+        iface_default = None if placement == "host" else \
             (lab.attachment.ifname if attachment else "eth0")
         iface = s.get("iface", f.ifname, iface_default)
         expect = _expectation(s.section("expect", required=False), problems, default)
@@ -208,7 +208,7 @@ def _receivers(top: Section, problems: Problems, lab: Lab, default: Expectation 
                              "sending host measures loopback, not the lab network")
         if expect is None and not default_given and not s.has("expect"):
             problems.add(s.key("expect"), "is required (here or at the top of the file)")
-        if name and placement and host and iface and count and attachment is not None and expect:
+        if name and placement and host and count and attachment is not None and expect:
             result.append(ReceiverSpec(name, placement, host, iface, count,
                                        attachment and placement == "pod", expect))
     return result

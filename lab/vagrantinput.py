@@ -14,23 +14,35 @@ RESOLVED_NAME = "vagrant.json"
 MANAGEMENT_SUBNET = "192.168.121.0/24"
 
 
+def lab_network(lab: Lab) -> str:
+    return f"{lab.name}-lab"
+
+
+def management_network(lab: Lab) -> str:
+    return f"{lab.name}-mgmt"
+
+
 def resolved_path(lab: Lab) -> Path:
     return lab.project_dir / ".lab" / RESOLVED_NAME
 
 
-def vagrant_input(lab: Lab, provider: str, direct_boot: dict[str, str] | None = None,
-                  driver: str = "kvm") -> dict[str, Any]:
+def vagrant_input(lab: Lab, provider: str) -> dict[str, Any]:
     box = lab.vagrant.boxes[provider]
+    lv = lab.vagrant.libvirt
+    boot = lv.direct_boot
     return {
         "lab": lab.name,
         "provider": provider,
         "box": {"name": box.name, "version": box.version},
         "network": {"subnet": str(lab.subnet), "netmask": str(lab.subnet.netmask),
-                    "libvirt_name": f"{lab.name}-lab"},
+                    "libvirt_name": lab_network(lab)},
         "hosts": [{"name": h.name, "role": h.role, "address": str(h.address),
                    "memory": h.memory_mb, "cpus": h.cpus} for h in lab.hosts],
-        "libvirt": {"driver": driver, "management_network": f"{lab.name}-mgmt",
-                    "management_subnet": MANAGEMENT_SUBNET, "direct_boot": direct_boot},
+        "libvirt": {"driver": lv.driver, "management_network": management_network(lab),
+                    "management_subnet": MANAGEMENT_SUBNET,
+                    "direct_boot": None if boot is None else {
+                        "kernel": boot.kernel, "initrd": boot.initrd,
+                        "cmd_line": boot.cmd_line}},
     }
 
 

@@ -80,6 +80,10 @@ class Backend(ABC):
         """A host of a lab that is up (BackendError if it is not)."""
 
     @abstractmethod
+    def lab_nic(self, host: str) -> str:
+        """The name of `host`'s NIC on the lab network."""
+
+    @abstractmethod
     def interactive_argv(self, host: str, argv: list[str]) -> list[str]:
         """The command line that runs `argv` on `host` attached to this terminal."""
 

@@ -173,6 +173,9 @@ class NetnsBackend(Backend):
                                f"{netns}); run `lab up` first")
         return NamespaceHost(name, netns)
 
+    def lab_nic(self, host: str) -> str:
+        return self.lab.nic
+
     def interactive_argv(self, host: str, argv: list[str]) -> list[str]:
         return ["ip", "netns", "exec", self.host(host).netns, *argv]
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 
+from lab import libvirtnet
 from lab.backends.base import Backend, HostStatus, LabStatus, Pod, PodSpec
 from lab.errors import BackendError
 from lab.model import Lab
-from lab.provision import Provisioner, load_steps
+from lab.provision import DEFAULT_STATE_DIR, Provisioner, load_steps
 from lab.sshhost import SshHost
 from lab.state import State, lab_dir
 from lab.ui import Reporter
@@ -51,6 +52,11 @@ class VagrantBackend(Backend):
         self.state.data.update({"backend": self.name, "provider": self.provider,
                                 "status": "creating", "created": time.time()})
         self.state.save()
+        if self.provider == "libvirt":
+            with self.reporter.step("libvirt networks (isolated: no forwarding, no DNS)"):
+                recorded = self.state.list("libvirt_networks")
+                libvirtnet.ensure(self.lab, recorded)
+                self.state.save()
         cli = self._cli()
         with self.reporter.step(f"vagrant up ({self.provider}): "
                                 f"{', '.join(h.name for h in self.lab.hosts)}"):
@@ -88,7 +94,12 @@ class VagrantBackend(Backend):
             return
         with self.reporter.step("vagrant destroy"):
             self._cli().destroy(DESTROY_TIMEOUT_S)
+        networks = self.state.list("libvirt_networks")
+        if networks:
+            with self.reporter.step(f"remove libvirt networks {', '.join(networks)}"):
+                libvirtnet.remove(networks)
         self.state.remove()
+        resolved_path(self.lab).unlink(missing_ok=True)
 
     def status(self) -> LabStatus:
         if not resolved_path(self.lab).exists():
@@ -107,6 +118,16 @@ class VagrantBackend(Backend):
         if self.state.data.get("status") != "up":
             raise BackendError(f"lab {self.lab.name} is not up; run `lab up` first")
         return self._ssh_host(self._cli(), name)
+
+    def lab_nic(self, host: str) -> str:
+        """Found by address during provisioning (step lab-nic) and recorded on the host."""
+        nics = self.state.mapping("lab_nics")
+        if host not in nics:
+            out = self.host(host).run(["cat", f"{DEFAULT_STATE_DIR}/lab-nic"], timeout=30,
+                                      what=f"read {host}'s lab NIC").stdout.strip()
+            nics[host] = out
+            self.state.save()
+        return str(nics[host])
 
     def interactive_argv(self, host: str, argv: list[str]) -> list[str]:
         t = self.host(host).target

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lab.errors import BackendError
 from lab.labfile import load_lab
@@ -110,11 +111,15 @@ def _vagrant(folder: Path, *args: str, env_json: Path | None = None
 @pytest.mark.parametrize("provider", ["virtualbox", "libvirt"])
 def test_real_vagrant_validates_the_vagrantfile(provider: str, tmp_path: Path) -> None:
     shutil.copy(REPO / "Vagrantfile", tmp_path / "Vagrantfile")
-    lab = load_lab(REPO / "lab.yaml")
+    data = yaml.safe_load((REPO / "lab.yaml").read_text())
+    if provider == "libvirt":
+        data["vagrant"]["libvirt"] = {"driver": "qemu", "direct_boot": {
+            "kernel": "/boxes/vmlinuz", "initrd": "/boxes/initrd.img",
+            "cmd_line": "root=/dev/vda rw console=ttyS0"}}
+    (tmp_path / "lab.yaml").write_text(yaml.safe_dump(data))
+    lab = load_lab(tmp_path / "lab.yaml")
     resolved = tmp_path / "vagrant.json"
-    boot = {"kernel": "/boxes/vmlinuz", "initrd": "/boxes/initrd.img",
-            "cmd_line": "root=/dev/vda rw console=ttyS0"} if provider == "libvirt" else None
-    resolved.write_text(json.dumps(vagrant_input(lab, provider, direct_boot=boot)))
+    resolved.write_text(json.dumps(vagrant_input(lab, provider)))
     # --ignore-provider: Vagrant 2.3.4 otherwise needs the provider itself installed.
     proc = _vagrant(tmp_path, "validate", "--ignore-provider", env_json=resolved)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -11,6 +11,7 @@ network, so `up` defines them again each time.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from xml.sax.saxutils import quoteattr
 
 from lab import command
@@ -64,13 +65,12 @@ def existing() -> dict[str, bool]:
     return result
 
 
-def ensure(lab: Lab, record: list[str]) -> None:
-    """Define and start the lab's networks; each name goes into `record` before it exists."""
+def ensure(lab: Lab, record: Callable[[str], None]) -> None:
+    """Define and start the lab's networks; `record(name)` is called before each exists."""
     have = existing()
     for name, xml in wanted_networks(lab).items():
         if name not in have:
-            if name not in record:
-                record.append(name)
+            record(name)
             _define(xml)
         if not have.get(name, False):
             _virsh("net-start", name)

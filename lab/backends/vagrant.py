@@ -54,9 +54,7 @@ class VagrantBackend(Backend):
         self.state.save()
         if self.provider == "libvirt":
             with self.reporter.step("libvirt networks (isolated: no forwarding, no DNS)"):
-                recorded = self.state.list("libvirt_networks")
-                libvirtnet.ensure(self.lab, recorded)
-                self.state.save()
+                libvirtnet.ensure(self.lab, self._record_network)
         cli = self._cli()
         with self.reporter.step(f"vagrant up ({self.provider}): "
                                 f"{', '.join(h.name for h in self.lab.hosts)}"):
@@ -73,6 +71,12 @@ class VagrantBackend(Backend):
                                    for h in self.lab.hosts])
         self.state.data["status"] = "up"
         self.state.save()
+
+    def _record_network(self, name: str) -> None:
+        recorded = self.state.list("libvirt_networks")
+        if name not in recorded:
+            recorded.append(name)
+            self.state.save()
 
     def step_env(self, host_name: str) -> dict[str, str]:
         h = self.lab.host(host_name)
@@ -92,12 +96,15 @@ class VagrantBackend(Backend):
         if not resolved_path(self.lab).exists() and not self.state.exists:
             self.reporter.info(f"lab {self.lab.name} is not up: nothing to destroy")
             return
-        with self.reporter.step("vagrant destroy"):
-            self._cli().destroy(DESTROY_TIMEOUT_S)
-        networks = self.state.list("libvirt_networks")
-        if networks:
-            with self.reporter.step(f"remove libvirt networks {', '.join(networks)}"):
-                libvirtnet.remove(networks)
+        try:
+            with self.reporter.step("vagrant destroy"):
+                self._cli().destroy(DESTROY_TIMEOUT_S)
+        finally:
+            # The networks go even when Vagrant fails: nothing the lab made stays behind.
+            networks = self.state.list("libvirt_networks")
+            if networks:
+                with self.reporter.step(f"remove libvirt networks {', '.join(networks)}"):
+                    libvirtnet.remove(networks)
         self.state.remove()
         resolved_path(self.lab).unlink(missing_ok=True)
 

@@ -1,0 +1,103 @@
+"""Real VMs: the vagrant backend with the libvirt provider, under QEMU, on a small box built
+from Debian packages (tests/vm/build-box.sh, cached in /var/cache/mcast-lab/box).
+
+Boots `mcastsrc` and `k8s` with `lab up --provider libvirt`, provisions them, runs
+host-baseline between them (datagram counts from iperf), checks that a second `lab up`
+skips every step, and that `lab destroy` leaves no domain and no network behind. The VMs'
+networks are isolated libvirt networks (no forwarding, no DNS): nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, make_project
+
+BOX_DIR = Path(os.environ.get("LAB_TEST_BOX_DIR", "/var/cache/mcast-lab/box"))
+BOX_NAME = "mcast-lab/debian-12-test"
+
+pytestmark = [pytest.mark.vm, pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("vagrant") or not shutil.which("virsh")
+    or not shutil.which("qemu-system-x86_64"),
+    reason="needs root, vagrant, vagrant-libvirt, libvirt and QEMU (scripts/test installs them)")]
+
+
+def _run(*argv: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=True)
+
+
+@pytest.fixture(scope="module")
+def box() -> Path:
+    _run(str(REPO / "tests" / "vm" / "build-box.sh"), str(BOX_DIR), timeout=1200)
+    _run(str(REPO / "tests" / "vm" / "start-libvirt.sh"), timeout=120)
+    listed = _run("vagrant", "box", "list", "--machine-readable", timeout=120).stdout
+    stamp = (BOX_DIR / "stamp").read_text().strip()
+    marker = BOX_DIR / "added"
+    if BOX_NAME not in listed or not marker.exists() or marker.read_text().strip() != stamp:
+        _run("vagrant", "box", "add", "--force", "--name", BOX_NAME, str(BOX_DIR / "test.box"),
+             timeout=600)
+        marker.write_text(stamp + "\n")
+    return BOX_DIR
+
+
+def _domains(prefix: str) -> list[str]:
+    out = _run("virsh", "-c", "qemu:///system", "list", "--all", "--name", timeout=60).stdout
+    return [d for d in out.split() if d.startswith(prefix)]
+
+
+def _networks(prefix: str) -> list[str]:
+    out = _run("virsh", "-c", "qemu:///system", "net-list", "--all", "--name", timeout=60).stdout
+    return [n for n in out.split() if n.startswith(prefix)]
+
+
+def test_two_vms_up_provisioned_host_baseline_and_clean_destroy(box: Path, tmp_path: Path
+                                                                ) -> None:
+    data = yaml.safe_load((REPO / "lab.yaml").read_text())
+    vagrant = dict(data["vagrant"], provider="libvirt", libvirt={
+        "driver": "qemu",  # KVM is not usable on these machines; QEMU emulates
+        "direct_boot": {"kernel": str(box / "vmlinuz"), "initrd": str(box / "initrd.img"),
+                        "cmd_line": "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet"}})
+    hosts = [dict(h, memory=768, cpus=1) for h in data["hosts"]]
+    project = make_project(tmp_path / "proj", backend="vagrant", vagrant=vagrant, hosts=hosts)
+    shutil.copy(REPO / "Vagrantfile", project.dir / "Vagrantfile")
+    try:
+        start = time.monotonic()
+        up = project.lab("up", "--provider", "libvirt", timeout=1500)
+        up_s = time.monotonic() - start
+        assert up.returncode == 0, up.stdout + up.stderr
+        print(f"\nlab up (2 VMs, QEMU): {up_s:.1f} s")
+        assert sorted(_domains(project.name)) == [f"{project.name}-k8s",
+                                                  f"{project.name}-mcastsrc"]
+
+        status = json.loads(project.lab("status", "--json", check_codes=(0,)).stdout)
+        assert status["state"] == "up"
+        assert [h["state"] for h in status["hosts"]] == ["running", "running"]
+
+        run = project.lab("run", "host-baseline", timeout=300)
+        assert run.returncode == 0, run.stdout + run.stderr
+        runs = sorted((project.dir / "results").glob("[0-9]*"))
+        (case,) = json.loads((runs[-1] / "summary.json").read_text())["scenarios"]
+        (receiver,) = case["receivers"]
+        assert case["sent"] >= 440 and receiver["received"] == case["sent"], case
+        assert receiver["iface"] == "eth1"  # found by address during provisioning
+
+        start = time.monotonic()
+        again = project.lab("up", "--provider", "libvirt", timeout=900)
+        print(f"second lab up: {time.monotonic() - start:.1f} s")
+        assert again.returncode == 0, again.stdout + again.stderr
+        for host in ("mcastsrc", "k8s"):
+            for step in ("lab-nic", "iperf", "sysctl"):
+                assert f"{host}: {step} already done" in again.stderr, again.stderr
+    finally:
+        destroy = project.lab("destroy", timeout=900)
+    assert destroy.returncode == 0, destroy.stdout + destroy.stderr
+    assert _domains(project.name) == []
+    assert _networks(project.name) == []

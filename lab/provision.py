@@ -13,6 +13,7 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,12 +80,14 @@ def step_digest(step: Step, env: dict[str, str]) -> str:
 
 class Provisioner:
     def __init__(self, steps: list[Step], log_dir: Path, reporter: Reporter,
-                 state_dir: str = DEFAULT_STATE_DIR) -> None:
+                 state_dir: str = DEFAULT_STATE_DIR,
+                 on_step: Callable[[StepOutcome], None] | None = None) -> None:
         self.steps = steps
+        self.on_step = on_step  # called (under a lock) after each step, done or skipped
         self.log_dir = log_dir
         self.reporter = reporter
         self.state_dir = state_dir
-        self._print = threading.Lock()
+        self._lock = threading.Lock()
 
     def provision(self, hosts: list[tuple[Host, str, dict[str, str]]]) -> list[StepOutcome]:
         """Provision each (host, role, env) in parallel; one aggregate error names every
@@ -109,8 +112,15 @@ class Provisioner:
         for step in self.steps:
             if role not in step.roles:
                 continue
-            outcomes.append(self._step(host, step, env))
+            outcome = self._step(host, step, env)
+            outcomes.append(outcome)
+            if self.on_step is not None:
+                with self._lock:
+                    self.on_step(outcome)
         return outcomes
+
+    def total_for(self, role: str) -> int:
+        return sum(1 for s in self.steps if role in s.roles)
 
     def _step(self, host: Host, step: Step, env: dict[str, str]) -> StepOutcome:
         start = time.monotonic()
@@ -151,5 +161,5 @@ class Provisioner:
                       f"{result.stderr}\n")
 
     def _say(self, text: str) -> None:
-        with self._print:
+        with self._lock:
             self.reporter.info(text)

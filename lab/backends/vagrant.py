@@ -8,7 +8,7 @@ from lab import libvirtnet
 from lab.backends.base import Backend, HostStatus, LabStatus, Pod, PodSpec
 from lab.errors import BackendError
 from lab.model import Lab
-from lab.provision import DEFAULT_STATE_DIR, Provisioner, load_steps
+from lab.provision import DEFAULT_STATE_DIR, Provisioner, StepOutcome, load_steps
 from lab.sshhost import SshHost
 from lab.state import State, lab_dir
 from lab.ui import Reporter
@@ -65,11 +65,20 @@ class VagrantBackend(Backend):
             for host in hosts.values():
                 host.wait_ready(SSH_READY_S)
         provisioner = Provisioner(load_steps(), lab_dir(self.lab.project_dir, self.lab.name)
-                                  / "logs", self.reporter)
+                                  / "logs", self.reporter, on_step=self._record_step)
+        progress = self.state.mapping("provisioning")
+        for h in self.lab.hosts:
+            progress[h.name] = {"done": [], "total": provisioner.total_for(h.role)}
+        self.state.save()
         with self.reporter.step("provision"):
             provisioner.provision([(hosts[h.name], h.role, self.step_env(h.name))
                                    for h in self.lab.hosts])
         self.state.data["status"] = "up"
+        self.state.save()
+
+    def _record_step(self, outcome: StepOutcome) -> None:
+        # `lab status` shows this while another `lab up` provisions.
+        self.state.mapping("provisioning")[outcome.host]["done"].append(outcome.step)
         self.state.save()
 
     def _record_network(self, name: str) -> None:
@@ -113,8 +122,10 @@ class VagrantBackend(Backend):
             return LabStatus(self.lab.name, self.name, "down", tuple(
                 HostStatus(h.name, "not created", str(h.address)) for h in self.lab.hosts), ())
         states = self._cli().status()  # one vagrant call for every machine
+        progress = self.state.mapping("provisioning")
         hosts = tuple(HostStatus(h.name, states.get(h.name, "unknown"), str(h.address),
-                                 self.provider) for h in self.lab.hosts)
+                                 f"{self.provider}, {_progress(progress.get(h.name))}")
+                      for h in self.lab.hosts)
         words = {h.state for h in hosts}
         overall = "up" if words == {"running"} and self.state.data.get("status") == "up" \
             else "down" if words <= {"not_created", "not created"} else "partial"
@@ -149,3 +160,11 @@ class VagrantBackend(Backend):
 
     def delete_pods(self, pods: list[Pod]) -> None:
         return None
+
+
+def _progress(record: dict[str, object] | None) -> str:
+    if not record:
+        return "not provisioned"
+    done = record.get("done")
+    count = len(done) if isinstance(done, list) else 0
+    return f"provisioned {count}/{record.get('total')} steps"

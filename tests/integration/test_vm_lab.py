@@ -80,6 +80,7 @@ def test_two_vms_up_provisioned_host_baseline_and_clean_destroy(box: Path, tmp_p
         status = json.loads(project.lab("status", "--json", check_codes=(0,)).stdout)
         assert status["state"] == "up"
         assert [h["state"] for h in status["hosts"]] == ["running", "running"]
+        assert all("provisioned 3/3 steps" in h["detail"] for h in status["hosts"]), status
 
         run = project.lab("run", "host-baseline", timeout=300)
         assert run.returncode == 0, run.stdout + run.stderr

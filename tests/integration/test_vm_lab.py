@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,9 +36,22 @@ def _run(*argv: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=True)
 
 
+DAEMON_PIDFILES = (Path("/run/libvirtd.pid"), Path("/run/virtlogd.pid"))
+
+
+def _running(pidfile: Path) -> int | None:
+    try:
+        pid = int(pidfile.read_text().split()[0])
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 @pytest.fixture(scope="module")
-def box() -> Path:
+def box() -> Iterator[Path]:
     _run(str(REPO / "tests" / "vm" / "build-box.sh"), str(BOX_DIR), timeout=1200)
+    already = {p for p in DAEMON_PIDFILES if _running(p)}
     _run(str(REPO / "tests" / "vm" / "start-libvirt.sh"), timeout=120)
     listed = _run("vagrant", "box", "list", "--machine-readable", timeout=120).stdout
     stamp = (BOX_DIR / "stamp").read_text().strip()
@@ -45,7 +60,15 @@ def box() -> Path:
         _run("vagrant", "box", "add", "--force", "--name", BOX_NAME, str(BOX_DIR / "test.box"),
              timeout=600)
         marker.write_text(stamp + "\n")
-    return BOX_DIR
+    yield BOX_DIR
+    # The daemons this fixture started end with it, each by the pid in its own pidfile.
+    for pidfile in DAEMON_PIDFILES:
+        pid = _running(pidfile)
+        if pidfile not in already and pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            while _running(pidfile) == pid and time.monotonic() < deadline:
+                time.sleep(0.2)
 
 
 def _domains(prefix: str) -> list[str]:

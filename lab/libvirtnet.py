@@ -11,6 +11,7 @@ network, so `up` defines them again each time.
 from __future__ import annotations
 
 import ipaddress
+import tempfile
 from collections.abc import Callable
 from xml.sax.saxutils import quoteattr
 
@@ -77,8 +78,6 @@ def ensure(lab: Lab, record: Callable[[str], None]) -> None:
 
 
 def _define(xml: str) -> None:
-    import tempfile
-
     with tempfile.NamedTemporaryFile("w", suffix=".xml") as f:
         f.write(xml)
         f.flush()

@@ -28,6 +28,7 @@ class VagrantBackend(Backend):
                  provider: str | None = None) -> None:
         super().__init__(lab, state, reporter)
         self._provider = provider
+        self._hosts: dict[str, SshHost] = {}  # one reused SSH connection per host
 
     @property
     def provider(self) -> str:
@@ -61,6 +62,10 @@ class VagrantBackend(Backend):
             # A ready lab: one `vagrant status` instead of a `vagrant up` (seconds each).
             self.reporter.info("VMs already running")
         else:
+            # Booted (again): addresses from DHCP and NIC names may differ from the record.
+            for key in ("ssh", "lab_nics"):
+                self.state.data.pop(key, None)
+            self._hosts.clear()
             with self.reporter.step(f"vagrant up ({self.provider}): "
                                     f"{', '.join(h.name for h in self.lab.hosts)}"):
                 # libvirt boots machines in parallel; VirtualBox does not support it.
@@ -99,17 +104,20 @@ class VagrantBackend(Backend):
                 "LAB_PREFIXLEN": str(self.lab.subnet.prefixlen)}
 
     def _ssh_host(self, cli: VagrantCLI, name: str) -> SshHost:
-        cached = self.state.mapping("ssh").get(name)
-        if cached is None:
-            target = cli.ssh_config(name)
-            self.state.mapping("ssh")[name] = target.__dict__
-            self.state.save()
-        return SshHost(name, SshTarget(**self.state.mapping("ssh")[name]))
+        if name not in self._hosts:
+            if name not in self.state.mapping("ssh"):
+                self.state.mapping("ssh")[name] = cli.ssh_config(name).__dict__
+                self.state.save()
+            self._hosts[name] = SshHost(name, SshTarget(**self.state.mapping("ssh")[name]))
+        return self._hosts[name]
 
     def destroy(self) -> None:
         if not resolved_path(self.lab).exists() and not self.state.exists:
             self.reporter.info(f"lab {self.lab.name} is not up: nothing to destroy")
             return
+        for host in self._hosts.values():
+            host.close()
+        self._hosts.clear()
         try:
             with self.reporter.step("vagrant destroy"):
                 self._cli().destroy(DESTROY_TIMEOUT_S)

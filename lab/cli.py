@@ -223,6 +223,29 @@ def ssh(c: Context, host_name: str, argv: tuple[str, ...]) -> None:
     os.execvp(interactive[0], interactive)
 
 
+@cli.command()
+@click.argument("scenario", required=False)
+@click.option("--master", default="eth1", show_default=True,
+              help="The node's lab NIC, as the NAD's macvlan master.")
+@pass_ctx
+def manifests(c: Context, scenario: str | None, master: str) -> None:
+    """Print the NetworkAttachmentDefinition and a scenario's receiver pods as YAML."""
+    from lab.fields import ifname
+    from lab.manifests import dump_all, nad_manifest, scenario_manifests
+
+    try:
+        ifname(master)
+    except ValueError as exc:
+        raise UsageError(f"--master: {exc}") from None
+    if scenario is None:
+        docs = [nad_manifest(c.lab, master)]
+    else:
+        (loaded,) = resolve_scenarios([scenario], c.lab)
+        docs = [d for case in loaded.cases()[:1]
+                for d in scenario_manifests(c.lab, case, master)]
+    click.echo(dump_all(docs), nl=False)
+
+
 @cli.command(name="doctor")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx

@@ -122,9 +122,12 @@ class VagrantBackend(Backend):
             with self.reporter.step("vagrant destroy"):
                 self._cli().destroy(DESTROY_TIMEOUT_S)
         finally:
-            # The networks go even when Vagrant fails: nothing the lab made stays behind.
-            networks = self.state.list("libvirt_networks")
-            if networks:
+            # The networks go even when Vagrant fails. Besides those recorded, the lab's own
+            # names are removed too: an `up` killed between define and record leaves one,
+            # and vagrant-libvirt would pick that one up again by its address.
+            networks = sorted(set(self.state.list("libvirt_networks"))
+                              | set(libvirtnet.wanted_networks(self.lab)))
+            if self.provider == "libvirt" or self.state.list("libvirt_networks"):
                 with self.reporter.step(f"remove libvirt networks {', '.join(networks)}"):
                     libvirtnet.remove(networks)
         self.state.remove()

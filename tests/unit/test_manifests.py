@@ -1,0 +1,74 @@
+"""Rendered manifests: pods validated offline against the Kubernetes schemas of the pinned
+minor (kubernetes-validate), the NAD checked against what Multus reads from it."""
+
+from __future__ import annotations
+
+import json
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from lab.cli import main
+from lab.labfile import load_lab
+from lab.manifests import NETWORKS_ANNOTATION, nad_manifest, scenario_manifests
+from lab.scenario import resolve_scenarios
+from tests.conftest import REPO
+
+LAB = load_lab(REPO / "lab.yaml")
+K8S_VERSION = f"{LAB.kubernetes.minor}.0"
+
+
+def test_nad_matches_the_walkthrough_shape_and_the_lab() -> None:
+    nad = nad_manifest(LAB, "enp0s8")
+    assert nad["apiVersion"] == "k8s.cni.cncf.io/v1"
+    assert nad["kind"] == "NetworkAttachmentDefinition"
+    assert nad["metadata"]["name"] == "eth1-multicast"
+    config = json.loads(nad["spec"]["config"])
+    assert "name" not in config  # Multus fills it from metadata.name
+    assert config["type"] == "macvlan" and config["master"] == "enp0s8"
+    assert config["ipam"] == {"type": "host-local", "subnet": str(LAB.subnet),
+                              "rangeStart": str(LAB.attachment.range_start),
+                              "rangeEnd": str(LAB.attachment.range_end)}
+
+
+@pytest.mark.parametrize("scenario", ["host-baseline", "pod-multus", "pod-without-multus",
+                                      "fanout", "rate-sweep"])
+def test_every_pod_manifest_validates_against_the_pinned_kubernetes(scenario: str) -> None:
+    (loaded,) = resolve_scenarios([scenario], LAB)
+    for case in loaded.cases():
+        docs = scenario_manifests(LAB, case, "eth1")
+        pods = [d for d in docs if d["kind"] == "Pod"]
+        expected = sum(r.count for r in loaded.receivers if r.placement == "pod")
+        assert len(pods) == expected
+        for pod in pods:
+            kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+            attached = NETWORKS_ANNOTATION in pod["metadata"].get("annotations", {})
+            command = pod["spec"]["containers"][0]["command"]
+            bound = command[command.index("-B") + 1]
+            if attached:
+                assert pod["metadata"]["annotations"][NETWORKS_ANNOTATION] == \
+                    "eth1-multicast@eth1"
+                assert bound.endswith("%eth1")
+            else:
+                assert bound.endswith("%eth0")
+            assert pod["spec"]["activeDeadlineSeconds"] > loaded.duration
+
+
+def test_an_invalid_pod_is_caught_by_the_validator() -> None:
+    """The validator is not a rubber stamp: a wrong type in a pod is refused."""
+    (loaded,) = resolve_scenarios(["pod-multus"], LAB)
+    pod = scenario_manifests(LAB, loaded.cases()[0], "eth1")[1]
+    pod["spec"]["activeDeadlineSeconds"] = "soon"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+
+
+def test_lab_manifests_prints_applicable_yaml(capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    assert main(["manifests", "pod-multus", "--master", "enp0s8"]) == 0
+    docs = list(yaml.safe_load_all(capsys.readouterr().out))
+    assert [d["kind"] for d in docs] == ["NetworkAttachmentDefinition", "Pod"]
+    assert json.loads(docs[0]["spec"]["config"])["master"] == "enp0s8"
+    assert main(["manifests", "--master", "eth1;reboot"]) == 2

@@ -175,11 +175,13 @@ def _kubernetes(s: Section) -> KubernetesSettings | None:
     flannel = s.get("flannel", f.ref)
     multus = s.get("multus", f.ref)
     image = s.get("iperf_image", f.ref, "bagoulla/iperf:2.0")
+    provision = s.get("provision", f.boolean, True)
     s.done()
     if minor and package_version and flannel and multus and image:
         if not package_version.startswith(minor + "."):
             s.problems.add(s.key("package_version"),
                            f"{package_version} is not a release of minor {minor}")
             return None
-        return KubernetesSettings(minor, package_version, flannel, multus, image)
+        return KubernetesSettings(minor, package_version, flannel, multus, image,
+                                  bool(provision))
     return None

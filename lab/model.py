@@ -88,6 +88,7 @@ class KubernetesSettings:
     flannel: str
     multus: str
     iperf_image: str
+    provision: bool = True  # install Kubernetes on the node during `lab up` (needs internet)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,8 @@ class Step:
     roles: tuple[str, ...]
     timeout_s: int
     retry_for_s: int
+    tier: str = "base"
+    params: tuple[str, ...] | None = None  # None: every parameter counts
 
 
 @dataclass(frozen=True)
@@ -63,18 +65,23 @@ def load_steps(path: Path = PROVISION_DIR / "steps.yaml") -> list[Step]:
         roles = s.get("roles", lambda v: tuple(f.choice("source", "node")(r) for r in v))
         timeout = s.get("timeout", f.integer(1, 7200), 300)
         retry_for = s.get("retry_for", f.integer(0, 7200), 300)
+        tier = s.get("tier", f.choice("base", "kubernetes"), "base")
+        params = s.get("params", lambda v: tuple(f.string(p) for p in v), None)
         s.done()
         if script and not (path.parent / script).is_file():
             problems.add(s.key("script"), f"{script} does not exist in {path.parent}")
         if name and script and roles and timeout is not None and retry_for is not None:
-            steps.append(Step(name, path.parent / script, roles, timeout, retry_for))
+            steps.append(Step(name, path.parent / script, roles, timeout, retry_for,
+                              tier or "base", params))
     problems.raise_if_any()
     return steps
 
 
 def step_digest(step: Step, env: dict[str, str]) -> str:
+    """What makes a step done: its script and the parameters it declares."""
     h = hashlib.sha256(step.script.read_bytes())
-    h.update(json.dumps(env, sort_keys=True).encode())
+    used = env if step.params is None else {k: env.get(k) for k in step.params}
+    h.update(json.dumps(used, sort_keys=True).encode())
     return h.hexdigest()[:32]
 
 

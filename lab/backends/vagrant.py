@@ -7,6 +7,7 @@ import time
 from lab import libvirtnet
 from lab.backends.base import Backend, HostStatus, LabStatus, Pod, PodSpec
 from lab.errors import BackendError
+from lab.manifests import dump_all, nad_manifest
 from lab.model import Lab
 from lab.provision import DEFAULT_STATE_DIR, Provisioner, StepOutcome, load_steps
 from lab.sshhost import SshHost
@@ -74,7 +75,9 @@ class VagrantBackend(Backend):
         with self.reporter.step("SSH answers on every host"):
             for host in hosts.values():
                 host.wait_ready(SSH_READY_S)
-        provisioner = Provisioner(load_steps(), lab_dir(self.lab.project_dir, self.lab.name)
+        tiers = {"base", "kubernetes"} if self.lab.kubernetes.provision else {"base"}
+        steps = [s for s in load_steps() if s.tier in tiers]
+        provisioner = Provisioner(steps, lab_dir(self.lab.project_dir, self.lab.name)
                                   / "logs", self.reporter, on_step=self._record_step)
         progress = self.state.mapping("provisioning")
         for h in self.lab.hosts:
@@ -99,9 +102,17 @@ class VagrantBackend(Backend):
 
     def step_env(self, host_name: str) -> dict[str, str]:
         h = self.lab.host(host_name)
-        return {"LAB_NAME": self.lab.name, "LAB_ROLE": h.role, "LAB_ADDRESS": str(h.address),
-                "LAB_SUBNET": str(self.lab.subnet),
-                "LAB_PREFIXLEN": str(self.lab.subnet.prefixlen)}
+        k = self.lab.kubernetes
+        env = {"LAB_NAME": self.lab.name, "LAB_ROLE": h.role, "LAB_ADDRESS": str(h.address),
+               "LAB_SUBNET": str(self.lab.subnet),
+               "LAB_PREFIXLEN": str(self.lab.subnet.prefixlen)}
+        if h.role == "node":
+            env.update({"LAB_NODE_NAME": h.name, "LAB_POD_SUBNET": str(self.lab.pod_subnet),
+                        "LAB_K8S_MINOR": k.minor, "LAB_K8S_PACKAGE_VERSION": k.package_version,
+                        "LAB_FLANNEL": k.flannel, "LAB_MULTUS": k.multus,
+                        # The master is the NIC found on the node; attachment.sh fills it in.
+                        "LAB_NAD_TEMPLATE": dump_all([nad_manifest(self.lab, "@LAB_NIC@")])})
+        return env
 
     def _ssh_host(self, cli: VagrantCLI, name: str) -> SshHost:
         if name not in self._hosts:

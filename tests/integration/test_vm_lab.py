@@ -89,7 +89,11 @@ def test_two_vms_up_provisioned_host_baseline_and_clean_destroy(box: Path, tmp_p
         "direct_boot": {"kernel": str(box / "vmlinuz"), "initrd": str(box / "initrd.img"),
                         "cmd_line": "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet"}})
     hosts = [dict(h, memory=768, cpus=1) for h in data["hosts"]]
-    project = make_project(tmp_path / "proj", backend="vagrant", vagrant=vagrant, hosts=hosts)
+    # No internet here: the Kubernetes tier (packages, kubeadm, flannel, Multus) cannot run;
+    # the node's offline preparation (swap, modules, sysctls) does.
+    kubernetes = dict(data["kubernetes"], provision=False)
+    project = make_project(tmp_path / "proj", backend="vagrant", vagrant=vagrant, hosts=hosts,
+                           kubernetes=kubernetes)
     shutil.copy(REPO / "Vagrantfile", project.dir / "Vagrantfile")
     try:
         start = time.monotonic()
@@ -103,7 +107,17 @@ def test_two_vms_up_provisioned_host_baseline_and_clean_destroy(box: Path, tmp_p
         status = json.loads(project.lab("status", "--json", check_codes=(0,)).stdout)
         assert status["state"] == "up"
         assert [h["state"] for h in status["hosts"]] == ["running", "running"]
-        assert all("provisioned 3/3 steps" in h["detail"] for h in status["hosts"]), status
+        details = {h["name"]: h["detail"] for h in status["hosts"]}
+        assert "provisioned 3/3 steps" in details["mcastsrc"], status
+        assert "provisioned 4/4 steps" in details["k8s"], status
+
+        # The node's offline Kubernetes preparation really happened (through `lab ssh`).
+        probe = project.lab("ssh", "k8s", "--", "sh", "-c",
+                            "cat /proc/sys/net/bridge/bridge-nf-call-iptables; "
+                            "swapon --noheadings | wc -l; lsmod | grep -c '^br_netfilter'",
+                            timeout=120)
+        assert probe.returncode == 0, probe.stdout + probe.stderr
+        assert probe.stdout.split() == ["1", "0", "1"], probe.stdout
 
         run = project.lab("run", "host-baseline", timeout=300)
         assert run.returncode == 0, run.stdout + run.stderr
@@ -120,6 +134,8 @@ def test_two_vms_up_provisioned_host_baseline_and_clean_destroy(box: Path, tmp_p
         for host in ("mcastsrc", "k8s"):
             for step in ("lab-nic", "iperf", "sysctl"):
                 assert f"{host}: {step} already done" in again.stderr, again.stderr
+        assert "k8s: k8s-prep already done" in again.stderr
+        assert "ran" not in again.stderr and " done (" not in again.stderr
     finally:
         destroy = project.lab("destroy", timeout=900)
     assert destroy.returncode == 0, destroy.stdout + destroy.stderr

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+import uuid
 
-from lab import libvirtnet
+from lab import kubepods, libvirtnet
 from lab.backends.base import Backend, HostStatus, LabStatus, Pod, PodSpec
 from lab.errors import BackendError
 from lab.manifests import dump_all, nad_manifest
@@ -20,6 +21,8 @@ from lab.vagrantinput import resolved_path, vagrant_input, write_input
 UP_TIMEOUT_S = 1800.0
 DESTROY_TIMEOUT_S = 600.0
 SSH_READY_S = 300.0
+# Receiver pods end by themselves after this, even if `lab` is killed before deleting them.
+POD_LIFETIME_S = 1800
 
 
 class VagrantBackend(Backend):
@@ -181,12 +184,35 @@ class VagrantBackend(Backend):
                 f"{t.user}@{t.hostname}", "--", *argv]
 
     def create_pods(self, specs: list[PodSpec]) -> list[Pod]:
-        raise BackendError("pod receivers on the vagrant backend need Kubernetes and Multus on "
-                           "the k8s VM, which this version does not provision yet; run the "
-                           "host-baseline scenario, or use --backend netns for pods")
+        if not self.lab.kubernetes.provision:
+            raise BackendError("pod receivers need Kubernetes on the node, and lab.yaml says "
+                               "kubernetes.provision: false; run host-baseline, or set it to "
+                               "true and run `lab up` again")
+        node = self.host(self.lab.node.name)
+        run_label = f"{self.lab.name}-{uuid.uuid4().hex[:8]}"
+        names = {spec.name: f"{self.lab.name}-{spec.name}" for spec in specs}
+        self.state.mapping("pod_runs")[run_label] = sorted(names)
+        self.state.save()  # recorded before the pods exist
+        manifests = [kubepods.sleeper_pod(self.lab, names[s.name], run_label, s.attachment,
+                                          POD_LIFETIME_S) for s in specs]
+        try:
+            kubepods.create(node, self.lab, manifests, run_label)
+        except BaseException:
+            self._delete_run(run_label)
+            raise
+        return [Pod(s.name, kubepods.PodHost(s.name, names[s.name], node), s.attachment)
+                for s in specs]
 
     def delete_pods(self, pods: list[Pod]) -> None:
-        return None
+        wanted = {p.name for p in pods}
+        for label, names in list(self.state.mapping("pod_runs").items()):
+            if wanted & set(names):
+                self._delete_run(label)
+
+    def _delete_run(self, label: str) -> None:
+        kubepods.delete(self.host(self.lab.node.name), label)
+        self.state.mapping("pod_runs").pop(label, None)
+        self.state.save()
 
 
 def _progress(record: dict[str, object] | None) -> str:

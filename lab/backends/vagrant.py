@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 import uuid
 
@@ -181,7 +182,8 @@ class VagrantBackend(Backend):
         t = self.host(host).target
         return ["ssh", "-t", "-i", t.identity_file, "-p", str(t.port), "-o",
                 "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                f"{t.user}@{t.hostname}", "--", *argv]
+                # ssh joins its arguments into one remote command line: quote them here.
+                f"{t.user}@{t.hostname}", shlex.join(argv)]
 
     def create_pods(self, specs: list[PodSpec]) -> list[Pod]:
         if not self.lab.kubernetes.provision:

@@ -14,7 +14,7 @@ from typing import Any
 from lab.command import Result
 from lab.errors import BackendError
 from lab.host import Host, Process
-from lab.manifests import NETWORKS_ANNOTATION, dump_all
+from lab.manifests import dump_all, pod_metadata
 from lab.model import Lab
 
 KUBECONFIG = "/etc/kubernetes/admin.conf"
@@ -51,14 +51,9 @@ class PodHost:
 def sleeper_pod(lab: Lab, pod: str, run_label: str, attachment: bool, lifetime_s: int
                 ) -> dict[str, Any]:
     """A pod that only waits; the runner execs iperf in it (so it sees every exit status)."""
-    annotations = ({NETWORKS_ANNOTATION: f"{lab.attachment.name}@{lab.attachment.ifname}"}
-                   if attachment else {})
     return {
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": pod,
-                     "labels": {"app.kubernetes.io/part-of": "mcast-lab",
-                                "mcast-lab/lab": lab.name, "mcast-lab/run": run_label},
-                     **({"annotations": annotations} if annotations else {})},
+        "metadata": pod_metadata(lab, pod, attachment, {"mcast-lab/run": run_label}),
         "spec": {"restartPolicy": "Never", "activeDeadlineSeconds": lifetime_s,
                  "terminationGracePeriodSeconds": 1,
                  "containers": [{"name": "receiver", "image": lab.kubernetes.iperf_image,

@@ -28,22 +28,27 @@ def nad_manifest(lab: Lab, master: str) -> dict[str, Any]:
     }
 
 
+def pod_metadata(lab: Lab, name: str, attachment: bool, labels: dict[str, str]
+                 ) -> dict[str, Any]:
+    """Name, labels and, for an attached pod, the Multus annotation `NAD@ifname`."""
+    meta: dict[str, Any] = {"name": name, "labels": {"app.kubernetes.io/part-of": PART_OF,
+                                                     "mcast-lab/lab": lab.name, **labels}}
+    if attachment:
+        meta["annotations"] = {
+            NETWORKS_ANNOTATION: f"{lab.attachment.name}@{lab.attachment.ifname}"}
+    return meta
+
+
 def receiver_pod_manifest(lab: Lab, case: Case, pod_name: str, attachment: bool,
                           iface: str) -> dict[str, Any]:
     """A receiver pod running iperf as the walkthrough's pod does, bounded in time."""
     s = case.scenario
     listen = s.duration + iperf.RECEIVER_SLACK_S + 60
-    annotations = ({NETWORKS_ANNOTATION: f"{lab.attachment.name}@{lab.attachment.ifname}"}
-                   if attachment else {})
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {
-            "name": f"{lab.name}-{pod_name}",
-            "labels": {"app.kubernetes.io/part-of": PART_OF, "mcast-lab/lab": lab.name,
-                       "mcast-lab/scenario": s.name},
-            **({"annotations": annotations} if annotations else {}),
-        },
+        "metadata": pod_metadata(lab, f"{lab.name}-{pod_name}", attachment,
+                                 {"mcast-lab/scenario": s.name}),
         "spec": {
             "restartPolicy": "Never",
             # Bounded like every receiver: the pod ends even if nobody deletes it.

@@ -175,3 +175,23 @@ def test_lab_ssh_runs_a_command_on_a_host(project):
                        check_codes=(0,))
     assert "192.168.56.11/24" in proc.stdout
     assert project.lab("ssh", "nohost", "--", "true").returncode == 2
+
+
+def test_attached_pod_gets_the_macvlan_queue_length_from_lab_yaml(project):
+    from lab.backends.base import PodSpec
+    from lab.backends.netns import NetnsBackend
+    from lab.labfile import load_lab
+    from lab.state import State
+    from lab.ui import Reporter
+
+    project.lab("up", check_codes=(0,))
+    lab = load_lab(project.lab_file)
+    assert lab.attachment.bcqueuelen == 10000
+    backend = NetnsBackend(lab, State(project.dir / ".lab" / lab.name / "state.json"),
+                           Reporter(quiet=True))
+    (pod,) = backend.create_pods([PodSpec("q", True)])
+    try:
+        details = pod.host.run(["ip", "-d", "link", "show", "eth1"], timeout=10).stdout
+        assert "macvlan mode bridge" in details and "bcqueuelen 10000" in details, details
+    finally:
+        backend.delete_pods([pod])

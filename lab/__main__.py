@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from lab.cli import main
+from lab.entry import main
 
 raise SystemExit(main())

@@ -136,3 +136,27 @@ def test_kill_9_during_up_then_destroy(project: Project) -> None:
         proc.wait(10)
         project.lab("destroy", check_codes=(0,))
         assert_clean(project)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_during_up_then_destroy(project: Project, sig: signal.Signals) -> None:
+    """`up` takes about 0.3 s: the signal lands at a few points; whatever the point, `up`
+    ends 0 (done) or 3 (interrupted, with a message), or dies by the signal when it comes
+    while Python itself starts (about 0.15-0.2 s here, before any code of lab runs) or
+    exits; then the lab is either not there at all or wholly up, never half made. Then
+    destroy leaves nothing."""
+    for delay in (0.2, 0.3, 0.4):
+        proc = subprocess.Popen([sys.executable, "-m", "lab", "-q", "-f",
+                                 str(project.lab_file), "up"], cwd=project.dir,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode in (0, 3, -sig), (proc.returncode, out, err)
+        if proc.returncode == -sig:
+            state = json.loads(project.lab("status", "--json", check_codes=(0,)).stdout)
+            assert state["state"] in ("down", "up"), state
+        if proc.returncode == 3:
+            assert "interrupted" in err and "Traceback" not in err
+        project.lab("destroy", check_codes=(0,))
+        assert_clean(project)

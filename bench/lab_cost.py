@@ -37,6 +37,13 @@ def timed(argv: list[str], **kw: object) -> float:
     return time.perf_counter() - start
 
 
+def _mem_available_kb() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1])
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
@@ -76,13 +83,18 @@ def main() -> int:
     try:
         for n in [int(x) for x in args.pods.split(",")]:
             specs = [PodSpec(f"p{i}", True) for i in range(n)]
+            mem0 = _mem_available_kb()
             t0 = time.perf_counter()
             pods = backend.create_pods(specs)
             t1 = time.perf_counter()
+            mem1 = _mem_available_kb()
             backend.delete_pods(pods)
             t2 = time.perf_counter()
             rows.append({"what": f"{n} attached pods", "create_ms_per_pod": 1000 * (t1 - t0) / n,
-                         "delete_ms_per_pod": 1000 * (t2 - t1) / n})
+                         "delete_ms_per_pod": 1000 * (t2 - t1) / n,
+                         # Machine-wide MemAvailable drop while the pods exist: namespaces,
+                         # veths, macvlans and their queues (noisy for small N).
+                         "memory_mb_total": (mem0 - mem1) / 1024})
     finally:
         backend.destroy()
     out = REPO / "bench" / "out"

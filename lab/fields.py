@@ -7,7 +7,9 @@ key is an "unknown key" error instead of a silently empty value.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,14 +19,18 @@ import yaml
 from lab.errors import ConfigError, Problem
 
 T = TypeVar("T")
+# Lab and scenario files are a few kilobytes; anything far larger is a wrong path.
+MAX_INPUT_BYTES = 1024 * 1024
 _MISSING: Any = object()
 
+# Every pattern is applied with fullmatch: `$` would also match before a final newline,
+# and "lab\n" would pass as a name.
 # Names end up in namespace names, file names, Kubernetes object names and command lines:
 # a DNS label keeps them safe in all of those.
-NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
+NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?")
 # Images and box names: registry/path:tag or org/box, nothing a shell would interpret.
-REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,200}$")
-IFNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,14}$")
+REF_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,200}")
+IFNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,14}")
 
 
 class Problems:
@@ -49,6 +55,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            # `? [port, rate]` makes a list key: unhashable, and never a key we know.
+            raise yaml.constructor.ConstructorError(
+                None, None, "a mapping key must be a plain value, not a list or mapping",
+                key_node.start_mark)
         key = loader.construct_object(key_node)
         if key in seen:
             raise yaml.constructor.ConstructorError(
@@ -63,12 +74,7 @@ _UniqueKeyLoader.add_constructor(
 
 def load_yaml_mapping(path: Path, shown: str) -> dict[str, Any]:
     """Read `path` as a YAML mapping; any failure becomes a ConfigError naming the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([Problem(shown, "", "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([Problem(shown, "", f"cannot read: {exc}")]) from None
+    text = read_input_file(path, shown)
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
@@ -81,6 +87,37 @@ def load_yaml_mapping(path: Path, shown: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError([Problem(shown, "", f"must be a mapping, not {_kind(data)}")])
     return data
+
+
+def read_input_file(path: Path, shown: str) -> str:
+    """The text of a lab or scenario file: a regular file, at most MAX_INPUT_BYTES.
+
+    A character device (`/dev/zero`) would be read until memory runs out and a named pipe
+    would block for ever, so the file is opened without blocking and checked first.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        raise ConfigError([Problem(shown, "", "file not found")]) from None
+    except OSError as exc:
+        raise ConfigError([Problem(shown, "", f"cannot read: {exc.strerror}")]) from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise ConfigError([Problem(shown, "", f"cannot read: {kind}")])
+    with os.fdopen(fd, "rb") as handle:
+        if info.st_size > MAX_INPUT_BYTES:
+            raise ConfigError([Problem(shown, "", f"is {info.st_size} bytes; a lab or "
+                                       f"scenario file is at most {MAX_INPUT_BYTES} bytes")])
+        data = handle.read(MAX_INPUT_BYTES + 1)
+    if len(data) > MAX_INPUT_BYTES:  # it grew while we read it
+        raise ConfigError([Problem(shown, "", f"is larger than {MAX_INPUT_BYTES} bytes")])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem(shown, "", f"cannot read: not UTF-8 text ({exc.reason} "
+                                   f"at byte {exc.start})")]) from None
 
 
 class Section:
@@ -152,7 +189,7 @@ def _kind(value: object) -> str:
 
 def name(value: Any) -> str:
     text = string(value)
-    if not NAME_RE.match(text):
+    if not NAME_RE.fullmatch(text):
         raise ValueError(f"{text!r} is not a valid name (lowercase letters, digits and '-', "
                          "at most 32, starting and ending with a letter or digit)")
     return text
@@ -166,33 +203,33 @@ def string(value: Any) -> str:
 
 def ref(value: Any) -> str:
     text = string(value)
-    if not REF_RE.match(text):
+    if not REF_RE.fullmatch(text):
         raise ValueError(f"{text!r} is not a valid reference (letters, digits and ._/:@+- only)")
     return text
 
 
 def ifname(value: Any) -> str:
     text = string(value)
-    if not IFNAME_RE.match(text):
+    if not IFNAME_RE.fullmatch(text):
         raise ValueError(f"{text!r} is not a valid interface name (at most 15 characters, "
                          "letters, digits, '.', '_' and '-')")
     return text
 
 
-_PATH_RE = re.compile(r"^/[A-Za-z0-9._/+-]{1,250}$")
-_CMDLINE_RE = re.compile(r"^[A-Za-z0-9=/_.,:+-]+( [A-Za-z0-9=/_.,:+-]+)*$")
+_PATH_RE = re.compile(r"/[A-Za-z0-9._/+-]{1,250}")
+_CMDLINE_RE = re.compile(r"[A-Za-z0-9=/_.,:+-]+( [A-Za-z0-9=/_.,:+-]+)*")
 
 
 def path(value: Any) -> str:
     result = string(value)
-    if not _PATH_RE.match(result):
+    if not _PATH_RE.fullmatch(result):
         raise ValueError(f"{result!r} is not an absolute path (letters, digits and ._/+- only)")
     return result
 
 
 def cmdline(value: Any) -> str:
     result = string(value)
-    if len(result) > 500 or not _CMDLINE_RE.match(result):
+    if len(result) > 500 or not _CMDLINE_RE.fullmatch(result):
         raise ValueError(f"{result!r} is not a kernel command line (words of letters, digits "
                          "and =/_.,:+- separated by single spaces)")
     return result
@@ -270,7 +307,7 @@ def multicast_group(value: Any) -> ipaddress.IPv4Address:
     return addr
 
 
-_RATE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kKmMgG]?)$")
+_RATE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([kKmMgG]?)")
 _RATE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
 
 
@@ -281,7 +318,7 @@ def rate(value: Any) -> int:
     if isinstance(value, int | float):
         bps = float(value)
     else:
-        match = _RATE_RE.match(string(value).strip())
+        match = _RATE_RE.fullmatch(string(value).strip())
         if not match:
             raise ValueError(f"{value!r} is not a rate (examples: 1M, 500k, 2.5M, 1G)")
         bps = float(match.group(1)) * _RATE_UNITS[match.group(2).lower()]

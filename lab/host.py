@@ -21,6 +21,11 @@ class Process(Protocol):
         """What it printed on stdout so far."""
         ...
 
+    def terminate(self) -> None:
+        """Ask it to end (SIGTERM) and return at once: the runner asks every receiver
+        first and then collects them, so their grace periods overlap."""
+        ...
+
     def stop(self) -> Result:
         """End it (if it still runs) and return its Result. Safe to call twice."""
         ...

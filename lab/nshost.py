@@ -16,6 +16,8 @@ from lab.command import Result
 
 # When asked to stop, a process gets SIGTERM, then SIGKILL after this long.
 STOP_GRACE_S = 3.0
+# Set in the environment of every background process started in a lab namespace.
+OWNER_ENV = "MCAST_LAB_NETNS"
 
 
 class NamespaceHost:
@@ -34,13 +36,18 @@ class NamespaceHost:
     def start(self, argv: Sequence[str], *, timeout: float) -> LocalProcess:
         # `timeout` bounds the process even if `lab` itself dies (kill -9) before stopping it.
         bounded = ["timeout", "--kill-after=2", f"{timeout:g}", *argv]
-        return LocalProcess(self._wrap(bounded), where=self.name, timeout=timeout)
+        # The process carries its namespace's name (and so the lab's) in its environment:
+        # `ip netns exec` leaves no trace of it in the command line, and a leak check must
+        # be able to tell this lab's processes from anything else on the machine.
+        env = {**os.environ, OWNER_ENV: self.netns}
+        return LocalProcess(self._wrap(bounded), where=self.name, timeout=timeout, env=env)
 
 
 class LocalProcess:
     """A child process of `lab`, its output in unnamed temporary files (no pipe to fill up)."""
 
-    def __init__(self, argv: list[str], *, where: str, timeout: float) -> None:
+    def __init__(self, argv: list[str], *, where: str, timeout: float,
+                 env: dict[str, str] | None = None) -> None:
         self.argv = tuple(argv)
         self.where = where
         self.timeout = timeout
@@ -51,7 +58,8 @@ class LocalProcess:
         # Its own session: a Ctrl-C in the terminal reaches `lab`, which stops it in order,
         # instead of killing it mid-report.
         self._proc = subprocess.Popen(argv, stdout=self._out, stderr=self._err,
-                                      stdin=subprocess.DEVNULL, start_new_session=True)
+                                      stdin=subprocess.DEVNULL, start_new_session=True,
+                                      env=env)
         self._result: Result | None = None
 
     @property
@@ -63,6 +71,10 @@ class LocalProcess:
 
     def output(self) -> str:
         return _read(self._out)
+
+    def terminate(self) -> None:
+        if self._result is None and self._proc.poll() is None:
+            self._signal(signal.SIGTERM)
 
     def stop(self) -> Result:
         if self._result is not None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 from lab.backends.base import LabStatus
 from lab.doctor import Check
@@ -18,44 +21,160 @@ def _num(value: Any, fmt: str = "{}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
+@dataclass
+class _Row:
+    """One table row: a receiver group of a case, everything already worded."""
+
+    case: str  # "" on a case's second and later rows
+    sent: str  # idem
+    receiver: str
+    on: str
+    received: str  # "450", "0-450" for a group; "0, as expected" for a negative control
+    lost: str
+    loss: str  # "0", "0-1.2"; "-" for a negative control
+    jitter: str
+    rate: str
+    expect: str
+    verdict: str  # markup: PASS, FAIL, ERROR
+    failed: str  # "2/16" when some members of a group failed, else ""
+    outcome: str  # the compact layout's account: "450/450 received, 0 % lost\nexpected: ..."
+
+
+_FULL = (("scenario", "left"), ("receiver", "left"), ("on", "left"), ("sent", "right"),
+         ("received", "right"), ("lost", "right"), ("loss %", "right"),
+         ("jitter ms", "right"), ("rate", "right"), ("expected", "left"), ("verdict", "left"))
+
+
 def print_summary(console: Console, summary: dict[str, Any]) -> None:
-    table = Table(title=f"run {summary.get('run')} ({summary.get('backend')}, "
-                        f"{summary.get('status')})", title_justify="left")
-    for col, justify in (("scenario", "left"), ("receiver", "left"), ("on", "left"),
-                         ("sent", "right"), ("received", "right"), ("lost", "right"),
-                         ("loss %", "right"), ("jitter ms", "right"), ("rate", "right"),
-                         ("expected", "left"), ("verdict", "left")):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
-    for case in summary.get("scenarios", []):
-        groups = _groups(case.get("receivers") or [])
-        if not groups:
-            table.add_row(case["name"], "-", "-", _num(case.get("sent")), "-", "-", "-", "-",
-                          "-", "-", _VERDICT.get(case["verdict"], "-"))
-        for i, members in enumerate(groups):
-            first = members[0]
-            on = f"pod {first['iface']}" if first["placement"] == "pod" \
-                else f"{first['host']} {first['iface']}"
-            name = first["receiver"] + (f" x{len(members)}" if len(members) > 1 else "")
-            passed = sum(1 for m in members if m["verdict"] == "pass")
-            verdict = _VERDICT["pass" if passed == len(members) else "fail"]
-            if len(members) > 1 and passed != len(members):
-                verdict += f" ({len(members) - passed}/{len(members)})"
-            rates = [m["rate_bps"] for m in members if m.get("rate_bps")]
-            table.add_row(
-                case["name"] if i == 0 else "", name, on,
-                _num(case.get("sent")) if i == 0 else "",
-                _span([m.get("received") for m in members]),
-                _span([m.get("lost") for m in members]),
-                _span([m.get("loss_pct") for m in members], "{:g}"),
-                _num(max((m["jitter_ms"] for m in members if m.get("jitter_ms") is not None),
-                         default=None), "{:.3f}"),
-                f"{min(rates) / 1e6:.2f} Mbit/s" if rates else "-",
-                first.get("expect", "-"), verdict)
-    console.print(table)
+    """The full table when the console is wide enough for it unwrapped; else a compact one
+    (where the receiver listens under its name, received/sent, loss and the expectation in
+    one cell, no jitter or rate) that fits 80 columns without cutting a name; in a console
+    too narrow for even that, two lines per row and no table."""
+    title = (f"run {summary.get('run')} ({summary.get('backend')}, "
+             f"{summary.get('status')})")
+    rows = [row for case in summary.get("scenarios", []) for row in _case_rows(case)]
+    full = _full_table(title, rows)
+    compact = _compact_table(title, rows)
+    if _measure(console, full).maximum <= console.width:
+        console.print(full)
+    elif _measure(console, compact).minimum <= console.width:
+        console.print(compact)
+    else:
+        _print_lines(console, title, rows)
     for case in summary.get("scenarios", []):
         if case.get("error"):
             console.print(f"[red]{case['name']}: error:[/red] {case['error']}", markup=True)
     console.print(f"verdict: {_VERDICT.get(summary.get('verdict', 'none'), '-')}")
+
+
+def _measure(console: Console, table: Table) -> Measurement:
+    """maximum: the width with nothing wrapped; minimum: with every cell wrapped at spaces
+    as far as it goes (narrower, words are cut)."""
+    return console.measure(table, options=console.options.update_width(10_000))
+
+
+def _full_table(title: str, rows: list[_Row]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col, justify in _FULL:
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        table.add_row(r.case, r.receiver, r.on, r.sent, r.received, r.lost, r.loss, r.jitter,
+                      r.rate, r.expect, r.verdict + (f" ({r.failed})" if r.failed else ""))
+    return table
+
+
+def _compact_table(title: str, rows: list[_Row]) -> Table:
+    # Names never wrap; only the account column does, at spaces (used only where that
+    # column still gets its longest word, so nothing is cut).
+    table = Table(title=title, title_justify="left")
+    table.add_column("scenario", no_wrap=True)
+    table.add_column("receiver", no_wrap=True)
+    table.add_column("received")
+    table.add_column("verdict", no_wrap=True)
+    for r in rows:
+        where = Text.assemble(r.receiver, "\n", (r.on, "dim")) if r.on != "-" else r.receiver
+        table.add_row(r.case, where, _account(r),
+                      r.verdict + (f"\n{r.failed}" if r.failed else ""))
+    return table
+
+
+def _account(r: _Row) -> Text:
+    first, _, detail = r.outcome.partition("\n")
+    return Text.assemble(first, "\n", (detail, "dim")) if detail else Text(first)
+
+
+def _print_lines(console: Console, title: str, rows: list[_Row]) -> None:
+    console.print(title, markup=False)
+    case = ""
+    for r in rows:
+        case = r.case or case
+        verdict = Text.from_markup(r.verdict + (f" ({r.failed})" if r.failed else ""))
+        console.print(Text.assemble(f"{case}: {r.receiver} on {r.on}: ", verdict))
+        first, _, detail = r.outcome.partition("\n")
+        console.print(Text(f"  {first}" + (f"; {detail}" if detail else "")))
+
+
+def _case_rows(case: dict[str, Any]) -> list[_Row]:
+    sent = case.get("sent")
+    groups = _groups(case.get("receivers") or [])
+    case_verdict = case.get("verdict", "none")
+    if not groups:
+        return [_Row(case["name"], _num(sent), "-", "-", "-", "-", "-", "-", "-", "-",
+                     _VERDICT.get(case_verdict, "-"), "",
+                     "no receivers" if sent is None else f"sent {sent}, no receivers")]
+    rows = []
+    for i, members in enumerate(groups):
+        first = members[0]
+        on = f"pod {first['iface']}" if first["placement"] == "pod" \
+            else f"{first['host']} {first['iface']}"
+        name = first["receiver"] + (f" x{len(members)}" if len(members) > 1 else "")
+        expect = str(first.get("expect") or "-")
+        received = _span([m.get("received") for m in members])
+        rates = [m["rate_bps"] for m in members if m.get("rate_bps")]
+        jitter = _num(max((m["jitter_ms"] for m in members if m.get("jitter_ms") is not None),
+                          default=None), "{:.3f}")
+        rate = f"{min(rates) / 1e6:.2f} Mbit/s" if rates else "-"
+        if _expects_nothing(expect):
+            # Nothing is lost where nothing should arrive: no lost count, no loss %.
+            lost = loss = "-"
+            if all(m.get("received") == 0 for m in members):
+                received = "0, as expected"
+                outcome = "not received, as expected\n" + \
+                    ("sent: unknown" if sent is None else f"sent: {sent}")
+            else:
+                outcome = f"{_of(received, sent)}\nexpected: {expect}"
+        else:
+            lost = _span([m.get("lost") for m in members])
+            loss = _span([m.get("loss_pct") for m in members], "{:g}")
+            outcome = _of(received, sent) + ("" if loss == "-" else f", {loss} % lost") + \
+                f"\nexpected: {expect}"
+        rows.append(_Row(case["name"] if i == 0 else "", _num(sent) if i == 0 else "",
+                         name, on, received, lost, loss, jitter, rate, expect,
+                         *_group_verdict(case_verdict, members), outcome))
+    return rows
+
+
+def _of(received: str, sent: int | None) -> str:
+    return f"{received} received, sent unknown" if sent is None else \
+        f"{received}/{sent} received"
+
+
+def _expects_nothing(expect: str) -> bool:
+    """Expectation.describe() of `receive: false` ("nothing received")."""
+    return expect.startswith("nothing")
+
+
+def _group_verdict(case_verdict: str, members: list[dict[str, Any]]) -> tuple[str, str]:
+    """The group's verdict, and "2/16" when that many of its members failed."""
+    # A case that ended in an error has no receiver verdicts worth showing: its receivers
+    # were judged (older summaries: "fail") or marked "error" on whatever arrived before.
+    if case_verdict == "error" or any(m.get("verdict") == "error" for m in members):
+        return _VERDICT["error"], ""
+    passed = sum(1 for m in members if m.get("verdict") == "pass")
+    if passed == len(members):
+        return _VERDICT["pass"], ""
+    return _VERDICT["fail"], f"{len(members) - passed}/{len(members)}" if len(members) > 1 \
+        else ""
 
 
 def _groups(receivers: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

@@ -10,13 +10,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from lab import iperf
+from lab import checkpoint, iperf
 from lab.backends.base import Backend, Pod, PodSpec
 from lab.errors import BackendError, Interrupted, LabError
 from lab.host import Host, Process
 from lab.results import RunArtifacts
 from lab.scenario import Case, Expectation, ReceiverSpec
-from lab.ui import Reporter
+from lab.ui import Reporter, Step
 
 JOIN_TIMEOUT_S = 15.0
 JOIN_POLL_S = 0.05
@@ -36,6 +36,7 @@ class Endpoint:
     iface: str
     process: Process | None = None
     output: str = ""
+    collected: bool = False
 
 
 def receiver_pod_specs(case: Case) -> list[PodSpec]:
@@ -81,6 +82,7 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
                     iperf.server_argv(s.group, ep.iface, s.port, listen, s.receive_buffer),
                     timeout=listen + 5)
             _wait_joined(endpoints, str(s.group))
+        checkpoint.reached("run-joined")
         with reporter.step(f"{case.name}: send {s.duration} s at {_rate(case.rate)} from "
                            f"{s.sender_host}"):
             result = sender.run(iperf.client_argv(s.group, s.port, s.ttl, s.duration, case.rate,
@@ -94,7 +96,9 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
             if sent is None:
                 error = (f"the sender on {s.sender_host} printed no report (exit status "
                          f"{result.exit_status}): {_tail(result.stderr or result.stdout)}")
-        _wait_final_reports(endpoints)
+        with reporter.step(f"{case.name}: collect {len(endpoints)} receiver report(s)") as step:
+            _wait_final_reports(endpoints, step)
+            _collect(endpoints, artifacts, case.name, step)
     except (Interrupted, KeyboardInterrupt) as exc:
         # Recorded as this case's error, then passed on: the whole run stops.
         interrupted = exc
@@ -102,7 +106,7 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
     except LabError as exc:
         error = str(exc)
     finally:
-        _stop_all(endpoints, artifacts, case.name)
+        _collect(endpoints, artifacts, case.name, None)  # what a failure left running
         if pods:
             try:
                 backend.delete_pods(pods)
@@ -151,25 +155,38 @@ def _wait_joined(endpoints: list[Endpoint], group: str) -> None:
             time.sleep(JOIN_POLL_S)
 
 
-def _wait_final_reports(endpoints: list[Endpoint]) -> None:
+def _wait_final_reports(endpoints: list[Endpoint], step: Step) -> None:
+    """Receivers that got data print a final report once the stream ends: wait for those
+    (one grace period for all of them, not one each)."""
     deadline = time.monotonic() + FINAL_REPORT_GRACE_S
-    while time.monotonic() < deadline:
-        waiting = [ep for ep in endpoints if ep.process is not None
-                   and (out := ep.process.output()).strip() and not iperf.has_final_report(out)]
-        if not waiting:
+    while True:
+        outputs = [ep.process.output() for ep in endpoints if ep.process is not None]
+        got_data = [out for out in outputs if out.strip()]
+        reported = [out for out in got_data if iperf.has_final_report(out)]
+        step.progress(f"{len(reported)}/{len(got_data)} final reports")
+        if len(reported) == len(got_data) or time.monotonic() >= deadline:
             return
         time.sleep(0.05)
 
 
-def _stop_all(endpoints: list[Endpoint], artifacts: RunArtifacts, case_name: str) -> None:
-    for ep in endpoints:
-        if ep.process is None:
-            continue
+def _collect(endpoints: list[Endpoint], artifacts: RunArtifacts, case_name: str,
+             step: Step | None) -> None:
+    """Stop every receiver and keep its output. All are asked to end first, then each is
+    waited for, so N receivers take one grace period, not N."""
+    pending = [ep for ep in endpoints if ep.process is not None and not ep.collected]
+    for ep in pending:
+        assert ep.process is not None
+        ep.process.terminate()
+    for done, ep in enumerate(pending, 1):
+        assert ep.process is not None
         res = ep.process.stop()
         ep.output = res.stdout
+        ep.collected = True
         artifacts.write(f"raw/{case_name}/{ep.name}.csv", res.stdout)
         if res.stderr.strip():
             artifacts.write(f"raw/{case_name}/{ep.name}.stderr", res.stderr)
+        if step is not None:
+            step.progress(f"{done}/{len(pending)} receivers collected")
 
 
 def _outcome(case: Case, endpoints: list[Endpoint], sent: int | None, error: str | None,
@@ -177,6 +194,10 @@ def _outcome(case: Case, endpoints: list[Endpoint], sent: int | None, error: str
     receivers = [_receiver_outcome(ep, sent) for ep in endpoints]
     if error is not None:
         verdict = "error"
+        # Counts are kept, but a case that went wrong judges no receiver: a FAIL beside
+        # the run's ERROR would blame the network for what the lab did.
+        for r in receivers:
+            r["verdict"] = "error"
     else:
         verdict = "pass" if receivers and all(r["verdict"] == "pass" for r in receivers) \
             else "fail"

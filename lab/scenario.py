@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,14 +95,12 @@ def format_rate(bps: int) -> str:
     return str(bps)
 
 
-_BUFFER = r"^\d{1,7}[KM]?$"
+_BUFFER = re.compile(r"\d{1,7}[KM]?")
 
 
 def _buffer(value: Any) -> str:
-    import re
-
     text = str(value) if isinstance(value, int) and not isinstance(value, bool) else f.string(value)
-    if not re.match(_BUFFER, text):
+    if not _BUFFER.fullmatch(text):
         raise ValueError(f"{text!r} is not a buffer size (examples: 4M, 512K, 262144)")
     return text
 
@@ -112,7 +111,7 @@ def load_scenario(path: Path, lab: Lab) -> Scenario:
     raw = f.load_yaml_mapping(path, shown)
     problems = Problems(shown)
     top = Section(problems, "", raw)
-    name = top.get("name", f.name, path.stem if f.NAME_RE.match(path.stem) else None)
+    name = top.get("name", f.name, path.stem if f.NAME_RE.fullmatch(path.stem) else None)
     description = top.get("description", f.text, "")
     group = top.get("group", f.multicast_group)
     port = top.get("port", f.integer(1024, 65535), 5001)

@@ -125,6 +125,7 @@ class SshProcess:
         self.timeout = timeout
         self.started = time.monotonic()
         self._result: Result | None = None
+        self._terminated = False
 
     def _raw(self) -> str:
         return "".join(self.promise.runner.stdout)
@@ -146,13 +147,17 @@ class SshProcess:
     def output(self) -> str:
         return self._raw().partition("\n")[2]
 
-    def stop(self) -> Result:
-        if self._result is not None:
-            return self._result
-        if self.running():
+    def terminate(self) -> None:
+        if self._result is None and not self._terminated and self.running():
             pid = self._pid()
             if pid:
                 self.host.run(["kill", "-TERM", pid], timeout=10, check=False)
+            self._terminated = True
+
+    def stop(self) -> Result:
+        if self._result is not None:
+            return self._result
+        self.terminate()
         try:
             res = self.promise.join()
             status, stderr = res.exited, res.stderr

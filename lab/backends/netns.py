@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab import cni, command
+from lab import checkpoint, cni, command
 from lab.backends.base import Backend, HostStatus, LabStatus, Pod, PodSpec
 from lab.doctor import netns_problems
 from lab.errors import BackendError
@@ -85,12 +85,20 @@ class NetnsBackend(Backend):
         self.state.data.update({"backend": self.name, "status": "creating",
                                 "ipam_dir": str(self.ipam_dir), "created": time.time()})
         self.state.save()
-        with self.reporter.step(f"hosts {', '.join(h.name for h in self.lab.hosts)} "
-                                "as network namespaces"):
-            for host in self.lab.hosts:
-                self._add_netns(self.host_netns(host.name), "host")
-        with self.reporter.step(f"lab network {self.lab.subnet}"):
-            self._wire_lab_network()
+        try:
+            with self.reporter.step(f"hosts {', '.join(h.name for h in self.lab.hosts)} "
+                                    "as network namespaces"):
+                for host in self.lab.hosts:
+                    self._add_netns(self.host_netns(host.name), "host")
+            checkpoint.reached("netns-up-hosts")
+            with self.reporter.step(f"lab network {self.lab.subnet}"):
+                self._wire_lab_network()
+        except BaseException:
+            # A failed or interrupted `up` removes what it made: no half-made lab is left
+            # (after a kill -9, the next `up` or `destroy` does it from the state file).
+            self.reporter.warn("`lab up` did not finish: removing what it created")
+            self.destroy()
+            raise
         self.state.data["status"] = "up"
         self.state.save()
 

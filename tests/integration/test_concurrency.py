@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Project, base_lab, make_project
+from tests.integration.observe import Paused, lock_held
 
 pytestmark = [pytest.mark.netns,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")]
@@ -25,9 +26,12 @@ def _background(project: Project, *args: str) -> subprocess.Popen[str]:
 
 def test_a_busy_lab_refuses_a_second_command_at_once(project: Project) -> None:
     project.lab("up", check_codes=(0,))
-    busy = _background(project, "run", "host-baseline")
+    # The run is held after its receivers joined: it holds the lock, and keeps it until
+    # released, however slow the machine.
+    busy = Paused(project, "run-joined", "run", "host-baseline")
     try:
-        time.sleep(1.0)  # the run holds the lock
+        busy.wait()
+        assert "run host-baseline" in lock_held(project)
         start = time.monotonic()
         second = project.lab("destroy", timeout=30)
         assert time.monotonic() - start < 10
@@ -37,8 +41,9 @@ def test_a_busy_lab_refuses_a_second_command_at_once(project: Project) -> None:
         # Reading is allowed while it runs.
         assert project.lab("status", "--json").returncode == 0
     finally:
-        out, err = busy.communicate(timeout=60)
-    assert busy.returncode == 0, out + err
+        code, out, err = busy.finish(timeout=60)
+    assert code == 0, out + err
+    assert lock_held(project) == ""  # released when the run ended
 
 
 def test_two_labs_side_by_side(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -74,6 +75,14 @@ LAB_CASES: dict[str, Mutation | str] = {
     "lab-provider-unknown": _set("vagrant.provider", "hyperv"),
     "lab-k8s-version-mismatch": _set("kubernetes.package_version", "1.33.1-1.1"),
     "lab-image-hostile": _set("kubernetes.iperf_image", "busybox`id`"),
+    # `$` in a pattern also matches before a final newline: these once got through.
+    "lab-name-trailing-newline": _set("name", "mcast\n"),
+    "lab-nic-trailing-newline": _set("network.nic", "eth1\n"),
+    "lab-box-trailing-newline": _set("vagrant.boxes.libvirt.name", "debian/bookworm64\n"),
+    # A YAML sequence as a mapping key once crashed the loader with a TypeError.
+    "lab-list-as-key": "name: mcast\n? [port, rate]\n: 1\n",
+    "lab-nested-list-as-key": "name: mcast\nnetwork:\n  subnet: 192.168.56.0/24\n"
+                              "  ? {a: b}\n  : 1\n",
 }
 
 
@@ -111,6 +120,10 @@ SCENARIO_CASES: dict[str, Mutation | str] = {
     "scn-no-receivers": _set("receivers", []),
     "scn-description-control-chars": _set("description", "bell\x07"),
     "scn-buffer-hostile": _set("receive_buffer", "4M && reboot"),
+    "scn-buffer-trailing-newline": _set("receive_buffer", "4M\n"),
+    "scn-receiver-name-newline": _set("receivers.0.name", "pod\n"),
+    "scn-receiver-iface-newline": _set("receivers.0.iface", "eth1\n"),
+    "scn-list-as-key": "group: 224.0.67.67\n? [port, rate]\n: 1\n",
 }
 
 
@@ -128,13 +141,26 @@ def _lab(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=60)
 
 
+def assert_nothing_created(cwd: Path) -> None:
+    """No state folder, no results, no namespace, host-local folder or libvirt network
+    that carries the lab's name (a name with a trailing newline would still start with it)."""
+    assert not (cwd / ".lab").exists()
+    assert not (cwd / "results").exists()
+    prefix = base_lab()["name"]
+    if shutil.which("ip"):
+        names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                               timeout=15).stdout
+        assert not [n for n in names.splitlines() if n.startswith(prefix)], names
+    assert not list(Path("/var/lib/cni").glob(f"lab-{prefix}*"))
+    libvirt_dir = Path("/etc/libvirt/qemu/networks")  # where libvirt keeps defined networks
+    assert not list(libvirt_dir.glob(f"{prefix}*")), list(libvirt_dir.iterdir())
+
+
 def _check(name: str, proc: subprocess.CompletedProcess[str], cwd: Path) -> None:
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr
     assert proc.stdout == ""
-    # Nothing created: no state folder, no results, no namespace of this lab.
-    assert not (cwd / ".lab").exists()
-    assert not (cwd / "results").exists()
+    assert_nothing_created(cwd)
     golden = GOLDEN / f"{name}.txt"
     if os.environ.get("UPDATE_GOLDEN"):
         golden.parent.mkdir(parents=True, exist_ok=True)
@@ -142,10 +168,40 @@ def _check(name: str, proc: subprocess.CompletedProcess[str], cwd: Path) -> None
     assert proc.stderr == golden.read_text()
 
 
+@pytest.mark.parametrize("backend", ["netns", "vagrant"])
 @pytest.mark.parametrize("name", sorted(LAB_CASES))
-def test_bad_lab_file(name: str, tmp_path: Path) -> None:
+def test_bad_lab_file(name: str, backend: str, tmp_path: Path) -> None:
+    # Through both backends: the lab file is validated whole before any backend runs, so
+    # vagrant-only keys are refused on the netns path too, and netns-only ones on vagrant.
     _write(tmp_path / "lab.yaml", LAB_CASES[name], base_lab())
-    _check(name, _lab(tmp_path, "--backend", "netns", "up"), tmp_path)
+    _check(name, _lab(tmp_path, "--backend", backend, "up"), tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["char-device", "fifo", "directory", "too-large"])
+def test_a_scenario_path_that_is_not_a_small_regular_file(kind: str, tmp_path: Path) -> None:
+    """Read only regular files of bounded size: /dev/zero once read until MemoryError and a
+    named pipe blocked for ever."""
+    (tmp_path / "lab.yaml").write_text(yaml.safe_dump(base_lab()))
+    if kind == "char-device":
+        target = Path("/dev/zero")
+    elif kind == "fifo":
+        target = tmp_path / "pipe.yaml"
+        os.mkfifo(target)
+    elif kind == "directory":
+        target = tmp_path / "adir.yaml"
+        target.mkdir()
+    else:
+        target = tmp_path / "big.yaml"
+        target.write_text("# padding\n" * 200_000)
+    proc = _lab(tmp_path, "run", str(target))  # bounded: _lab has a timeout
+    golden = {"char-device": "not a regular file", "fifo": "not a regular file",
+              "directory": "a directory", "too-large": "at most 1048576 bytes"}[kind]
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    shown = os.path.relpath(target, tmp_path)
+    assert proc.stderr.startswith(f"lab: invalid input:\n{shown}: "), proc.stderr
+    assert golden in proc.stderr, proc.stderr
+    assert_nothing_created(tmp_path)
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIO_CASES))

@@ -47,6 +47,9 @@ class FakeProcess:
     def output(self) -> str:
         return self._output
 
+    def terminate(self) -> None:
+        self.stopped = True
+
     def stop(self) -> Result:
         self.stopped = True
         return _ok(self.argv, self._output)

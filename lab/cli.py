@@ -22,12 +22,18 @@ from rich.console import Console
 from lab import backends, doctor
 from lab.backends.base import Backend
 from lab.errors import ConfigError, Interrupted, LabError, UsageError
-from lab.labfile import load_lab
+from lab.labfile import load_lab, shown_path
 from lab.model import Lab
-from lab.report import print_doctor, print_status, print_summary
-from lab.results import RunArtifacts, latest_run, load_summary, overall_verdict
+from lab.report import print_doctor, print_scenarios, print_status, print_summary
+from lab.results import (
+    RunArtifacts,
+    latest_run,
+    load_summary,
+    overall_verdict,
+    recover_unfinished,
+)
 from lab.runner import run_case
-from lab.scenario import Scenario, resolve_scenarios
+from lab.scenario import Scenario, format_rate, resolve_scenarios
 from lab.state import State, argv_summary, lab_dir, lab_lock
 from lab.ui import Reporter
 
@@ -129,6 +135,14 @@ def destroy(c: Context) -> None:
     """Remove everything the lab created, and nothing else (idempotent)."""
     with c.locked(argv_summary()) as state:
         c.backend(state).destroy()
+        _recover_unfinished_runs(c)
+
+
+def _recover_unfinished_runs(c: Context) -> None:
+    """Run folders that a killed `lab run` left hidden are kept as interrupted runs (or
+    removed when they hold nothing), and the user is told which."""
+    for line in recover_unfinished(c.lab.project_dir / "results"):
+        c.reporter.warn(line)
 
 
 @cli.command()
@@ -150,6 +164,7 @@ def run(c: Context, scenarios: tuple[str, ...]) -> None:
     """Run scenarios (names in scenarios/ or paths; all when none) and write results/."""
     loaded = resolve_scenarios(list(scenarios), c.lab)
     with c.locked(argv_summary()) as state:
+        _recover_unfinished_runs(c)
         backend = c.backend(state)
         if backend.status().state != "up":
             raise UsageError(f"lab {c.lab.name} is not up; run `lab up` first")
@@ -179,7 +194,7 @@ def _run_and_report(c: Context, backend: Backend, scenarios: list[Scenario]) -> 
 @cli.command()
 @click.argument("run_dir", required=False, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json as it is.")
-@pass_ctx
+@_pass_ctx  # reads files only: no --backend after the command
 def results(c: Context, run_dir: Path | None, as_json: bool) -> None:
     """Show a run's results (the last run by default)."""
     folder = run_dir or latest_run(c.lab.project_dir / "results")
@@ -189,6 +204,31 @@ def results(c: Context, run_dir: Path | None, as_json: bool) -> None:
     else:
         print_summary(c.stdout, summary)
         c.stdout.print(f"[dim]{folder}[/dim]")
+
+
+@cli.command(name="scenarios")
+@_pass_ctx  # reads files only: no --backend after the command
+def scenarios_cmd(c: Context) -> None:
+    """List the scenario files in scenarios/ with what each shows."""
+    folder = c.lab.project_dir / "scenarios"
+    paths = sorted(folder.glob("*.yaml"))
+    if not paths:
+        raise UsageError(f"no scenario files in {shown_path(folder)}")
+    rows: list[tuple[str, str, str]] = []
+    for path in paths:
+        try:
+            (s,) = resolve_scenarios([str(path)], c.lab)
+        except ConfigError as exc:
+            first = exc.problems[0]
+            rows.append((path.stem, "invalid", f"{first.key}: {first.message}".strip(": ")))
+            continue
+        rates = ", ".join(f"{format_rate(r)}bit/s" for r in s.rates)
+        receivers = sum(r.count for r in s.receivers)
+        summary = s.description.strip().splitlines()[0] if s.description.strip() else ""
+        rows.append((s.name, f"{rates}, {s.duration} s, {receivers} receiver(s)", summary))
+    print_scenarios(c.stdout, shown_path(folder), rows)
+    if any(kind == "invalid" for _, kind, _ in rows):
+        raise SystemExit(EXIT_USAGE)
 
 
 @cli.command()
@@ -227,7 +267,7 @@ def ssh(c: Context, host_name: str, argv: tuple[str, ...]) -> None:
 @click.argument("scenario", required=False)
 @click.option("--master", default="eth1", show_default=True,
               help="The node's lab NIC, as the NAD's macvlan master.")
-@pass_ctx
+@_pass_ctx  # reads files only: no --backend after the command
 def manifests(c: Context, scenario: str | None, master: str) -> None:
     """Print the NetworkAttachmentDefinition and a scenario's receiver pods as YAML."""
     from lab.fields import ifname
@@ -247,12 +287,18 @@ def manifests(c: Context, scenario: str | None, master: str) -> None:
 
 
 @cli.command(name="doctor")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="The checks as a JSON list (name, ok, "
+              "message, fix, blocking).")
+@click.option("--provider", type=click.Choice(("virtualbox", "libvirt")), default=None,
+              help="Vagrant provider to check (default: the lab file's vagrant.provider).")
 @pass_ctx
-def doctor_cmd(c: Context, as_json: bool) -> None:
+def doctor_cmd(c: Context, as_json: bool, provider: str | None) -> None:
     """Check this machine for the chosen backend and say how to fix what is missing."""
     name = c.backend_option or c.lab.backend
-    checks = doctor.checks_for(name, c.lab)
+    if provider is not None and name != "vagrant":
+        raise UsageError(f"--provider is a vagrant option; the backend here is {name} "
+                         "(add --backend vagrant)")
+    checks = doctor.checks_for(name, c.lab, provider)
     if as_json:
         c.stdout.print_json(json.dumps([ch.as_dict() for ch in checks]))
     else:

@@ -55,10 +55,10 @@ def netns_problems() -> list[Check]:
     return [c for c in netns_checks() if not c.ok and c.blocking]
 
 
-def checks_for(backend: str, lab: Lab) -> list[Check]:
+def checks_for(backend: str, lab: Lab, provider: str | None = None) -> list[Check]:
     if backend == "netns":
         return netns_checks()
     # Imported here: vagrant_doctor imports Check from this module.
     from lab.vagrant_doctor import vagrant_checks
 
-    return vagrant_checks(lab)
+    return vagrant_checks(lab, provider)

@@ -61,6 +61,7 @@ class LocalProcess:
                                       stdin=subprocess.DEVNULL, start_new_session=True,
                                       env=env)
         self._result: Result | None = None
+        self._terminated = False
 
     @property
     def pid(self) -> int:
@@ -73,15 +74,17 @@ class LocalProcess:
         return _read(self._out)
 
     def terminate(self) -> None:
-        if self._result is None and self._proc.poll() is None:
+        if self._result is None and not self._terminated and self._proc.poll() is None:
             self._signal(signal.SIGTERM)
+            self._terminated = True
 
     def stop(self) -> Result:
         if self._result is not None:
             return self._result
         timed_out = False
         if self._proc.poll() is None:
-            self._signal(signal.SIGTERM)
+            # Once only: a second SIGTERM can cut short the final report the first asked for.
+            self.terminate()
             try:
                 self._proc.wait(STOP_GRACE_S)
             except subprocess.TimeoutExpired:

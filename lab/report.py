@@ -213,3 +213,15 @@ def print_doctor(console: Console, backend: str, checks: list[Check]) -> None:
                                                  else "[yellow]warn[/yellow]")
         table.add_row(mark, ch.name, ch.message, "" if ch.ok else ch.fix)
     console.print(table)
+
+
+def print_scenarios(console: Console, folder: str, rows: list[tuple[str, str, str]]) -> None:
+    """`lab scenarios`: one row a file; an invalid file shows its first problem."""
+    table = Table(title=f"scenarios in {folder}", title_justify="left")
+    table.add_column("name", no_wrap=True)
+    table.add_column("sends")
+    table.add_column("what it shows")
+    for name, sends, text in rows:
+        table.add_row(name, "[red]invalid[/red]" if sends == "invalid" else sends,
+                      text, )
+    console.print(table)

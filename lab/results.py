@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +24,14 @@ class RunArtifacts:
         stamp = self.started.strftime("%Y%m%d-%H%M%S")
         self.run_id = self._free_id(f"{stamp}-{label}")
         results_dir.mkdir(parents=True, exist_ok=True)
-        self.tmp = results_dir / f".tmp-{self.run_id}-{os.getpid()}"
+        self.tmp = results_dir / f"{TMP_PREFIX}{self.run_id}-{os.getpid()}"
         self.tmp.mkdir()
         self.meta = meta
         self.cases: list[dict[str, Any]] = []
         self.final: Path | None = None
 
     def _free_id(self, base: str) -> str:
-        candidate, n = base, 1
-        while (self.results_dir / candidate).exists():
-            n += 1
-            candidate = f"{base}-{n}"
-        return candidate
+        return _free_name(self.results_dir, base)
 
     def write(self, relative: str, text: str) -> Path:
         path = self.tmp / relative
@@ -73,6 +70,74 @@ class RunArtifacts:
         os.rename(self.tmp, target)
         self.final = target
         return target
+
+
+TMP_PREFIX = ".tmp-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_unfinished(results_dir: Path) -> list[str]:
+    """Hidden run folders left by a `lab run` that was killed (kill -9, power off): each is
+    moved into place marked interrupted when it holds anything, else removed. Folders of a
+    run whose process still lives are left alone. Returns one line per folder for the user.
+    """
+    if not results_dir.is_dir():
+        return []
+    said = []
+    for tmp in sorted(results_dir.glob(f"{TMP_PREFIX}*")):
+        run_id, _, pid = tmp.name[len(TMP_PREFIX):].rpartition("-")
+        if not tmp.is_dir() or not pid.isdigit() or not run_id or _pid_alive(int(pid)):
+            continue
+        summary_path = tmp / SUMMARY
+        summary: dict[str, Any] = {}
+        if summary_path.is_file():
+            try:
+                summary = json.loads(summary_path.read_text())
+            except ValueError:
+                summary = {}
+        cases = summary.get("scenarios") or []
+        raw = [p for p in (tmp / "raw").rglob("*") if p.is_file()] \
+            if (tmp / "raw").is_dir() else []
+        if not cases and not raw:
+            shutil.rmtree(tmp, ignore_errors=True)
+            said.append(f"removed {tmp}: an unfinished run (process {pid} is gone) that "
+                        "recorded nothing")
+            continue
+        summary.update({"run": summary.get("run", run_id), "status": "interrupted",
+                        "verdict": "error" if not cases else overall_verdict(cases),
+                        "scenarios": cases,
+                        "recovered": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                        "note": f"recovered after its process ({pid}) ended without "
+                                "finishing the run (killed?)"})
+        if cases and summary["verdict"] == "pass":
+            summary["verdict"] = "error"  # a run that never finished passed nothing whole
+        tmp_summary = tmp / f".{SUMMARY}.tmp"
+        tmp_summary.write_text(json.dumps(summary, indent=2) + "\n")
+        os.replace(tmp_summary, summary_path)
+        (tmp / "verdict").write_text(summary["verdict"] + "\n")
+        target = results_dir / _free_name(results_dir, run_id)
+        os.rename(tmp, target)
+        said.append(f"kept {target} as an interrupted run: its process ({pid}) ended "
+                    f"without finishing it ({len(cases)} case(s) recorded, "
+                    f"{len(raw)} raw file(s))")
+    return said
+
+
+def _free_name(folder: Path, base: str) -> str:
+    candidate, n = base, 1
+    while (folder / candidate).exists():
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
 
 
 def overall_verdict(cases: list[dict[str, Any]]) -> str:

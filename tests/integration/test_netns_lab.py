@@ -81,7 +81,9 @@ def test_seed_scenarios_deliver_to_host_and_attached_pod_and_nothing_without(pro
 
 def test_fanout_sixteen_pods_all_receive_everything(project):
     project.lab("up", check_codes=(0,))
-    project.lab("run", "fanout", check_codes=(0,))
+    proc = project.lab("run", "fanout", check_codes=(0,))
+    # Progress after the send: the receivers' reports, counted as they are collected.
+    assert "fanout: collect 16 receiver report(s): 16/16 receivers collected" in proc.stderr
     (case,) = summary(project)["scenarios"]
     assert len(case["receivers"]) == 16
     assert case["sent"] > 4000  # 5 s at 10 Mbit/s
@@ -108,7 +110,9 @@ def test_a_failed_expectation_exits_1_and_says_fail(project):
 def test_status_json_and_results(project):
     down = json.loads(project.lab("status", "--json", check_codes=(0,)).stdout)
     assert down["state"] == "down"
-    project.lab("up", check_codes=(0,))
+    proc = project.lab("up", check_codes=(0,))
+    # stderr is a pipe here: the hint must not be wrapped in the middle of a command.
+    assert "`lab run`" in proc.stderr and "`lab destroy`" in proc.stderr, proc.stderr
     up = json.loads(project.lab("status", "--json", check_codes=(0,)).stdout)
     assert up["state"] == "up" and [h["state"] for h in up["hosts"]] == ["running"] * 2
     project.lab("up", check_codes=(0,))  # idempotent: a second up changes nothing
@@ -142,8 +146,12 @@ def test_killed_lab_is_cleaned_up_by_destroy(project):
     assert len(project.namespaces()) == 18  # left behind by the killed run
     # The leak check sees what the killed run left running: it can fail.
     assert len(lab_processes(project.name)) >= 16, lab_processes(project.name)
-    project.lab("destroy", check_codes=(0,))
+    assert len(list((project.dir / "results").glob(".tmp-*"))) == 1
+    destroyed = project.lab("destroy", check_codes=(0,))
     assert_clean(project)
+    # The killed run's hidden folder is not left for ever: destroy says what it did.
+    assert list((project.dir / "results").glob(".tmp-*")) == []
+    assert "unfinished run" in destroyed.stderr or "interrupted run" in destroyed.stderr
 
 
 def test_sigterm_during_run_stops_everything_and_keeps_results(project):

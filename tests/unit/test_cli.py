@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
 from lab.cli import main
-from tests.conftest import base_lab
+from tests.conftest import REPO, base_lab
 
 
 @pytest.fixture
@@ -69,3 +71,97 @@ def test_doctor_flags_a_subnet_virtualbox_refuses(tmp_path: Path, monkeypatch: p
     checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)}
     assert checks["vbox-host-only"]["ok"] is False
     assert "* 10.0.0.0/24" in checks["vbox-host-only"]["fix"]
+
+
+def test_doctor_json_and_provider_have_help(lab_file: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "--json" in text and "JSON list" in text
+    assert "--provider [virtualbox|libvirt]" in text
+
+
+def test_doctor_provider_is_a_vagrant_option(lab_file: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "--provider", "libvirt"]) == 2  # the lab file's backend is netns
+    assert "--backend vagrant" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("vagrant") is None, reason="vagrant not installed")
+def test_doctor_checks_the_provider_it_is_given(lab_file: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """`lab doctor` tells a libvirt user to use --provider libvirt: that option exists and
+    switches the checks from VirtualBox to libvirt."""
+    main(["--backend", "vagrant", "doctor", "--json", "--provider", "libvirt"])
+    names = {c["name"] for c in json.loads(capsys.readouterr().out)}
+    assert "virtualbox" not in names and "vbox-host-only" not in names, names
+    assert any("libvirt" in n for n in names), names
+
+
+def test_results_takes_no_backend_option(lab_file: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["results", "--backend", "netns"]) == 2
+    assert "No such option '--backend'" in capsys.readouterr().err
+    assert main(["manifests", "--backend", "netns"]) == 2
+
+
+def test_scenarios_lists_each_file_with_its_description(
+        lab_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copytree(REPO / "scenarios", lab_file.parent / "scenarios")
+    assert main(["scenarios"]) == 0
+    out = capsys.readouterr().out
+    for path in sorted((REPO / "scenarios").glob("*.yaml")):
+        data = yaml.safe_load(path.read_text())
+        assert data["name"] in out
+        assert data["description"].split()[0] in out
+    assert "16 receiver(s)" in out and "100Mbit/s" in out
+
+
+def test_scenarios_flags_an_invalid_file(lab_file: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    folder = lab_file.parent / "scenarios"
+    shutil.copytree(REPO / "scenarios", folder)
+    (folder / "broken.yaml").write_text("name: broken\ngroup: 10.1.1.1\n")
+    assert main(["scenarios"]) == 2
+    out = capsys.readouterr().out
+    assert "broken" in out and "invalid" in out and "pod-multus" in out
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_destroy_recovers_runs_left_by_a_killed_lab_run(
+        lab_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`kill -9` of `lab run` leaves results/.tmp-<run>-<pid>/: the next `lab destroy` (or
+    `lab run`) keeps it as an interrupted run when it holds results, removes it when it
+    holds nothing, says which, and leaves the folder of a run that still lives alone."""
+    results = lab_file.parent / "results"
+    dead = _dead_pid()
+    kept = results / f".tmp-20261129-010000-pod-multus-{dead}"
+    (kept / "raw" / "pod-multus").mkdir(parents=True)
+    (kept / "raw" / "pod-multus" / "sender.txt").write_text("Sent 451 datagrams\n")
+    case = {"name": "host-baseline", "verdict": "pass", "receivers": []}
+    (kept / "summary.json").write_text(json.dumps(
+        {"run": "20261129-010000-pod-multus", "status": "running", "verdict": "pass",
+         "scenarios": [case]}))
+    empty = results / f".tmp-20261129-020000-run-{dead}"
+    (empty / "resolved").mkdir(parents=True)
+    alive = results / f".tmp-20261129-030000-run-{os.getpid()}"
+    alive.mkdir()
+    assert main(["destroy"]) == 0
+    err = capsys.readouterr().err
+    target = results / "20261129-010000-pod-multus"
+    summary = json.loads((target / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["verdict"] == "error"
+    assert summary["scenarios"] == [case]
+    assert (target / "verdict").read_text() == "error\n"
+    assert (target / "raw" / "pod-multus" / "sender.txt").exists()
+    assert not kept.exists() and not empty.exists()
+    assert alive.exists()  # its process (this one) still runs
+    assert f"kept {target}" in err and "removed" in err and str(empty) in err
+    # `lab results` shows the recovered run as the last one.
+    assert main(["results", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "interrupted"

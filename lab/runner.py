@@ -37,6 +37,10 @@ class Endpoint:
     process: Process | None = None
     output: str = ""
     collected: bool = False
+    # iperf 2.1.8 also prints a whole-stream summary when it gets SIGTERM, in the same
+    # form as the final report that the end of the stream brings: only a report that was
+    # there before the receiver was asked to stop proves the stream ended whole.
+    reported_before_stop: bool = False
 
 
 def receiver_pod_specs(case: Case) -> list[PodSpec]:
@@ -176,6 +180,7 @@ def _collect(endpoints: list[Endpoint], artifacts: RunArtifacts, case_name: str,
     pending = [ep for ep in endpoints if ep.process is not None and not ep.collected]
     for ep in pending:
         assert ep.process is not None
+        ep.reported_before_stop = iperf.has_final_report(ep.process.output())
         ep.process.terminate()
     for done, ep in enumerate(pending, 1):
         assert ep.process is not None
@@ -234,7 +239,7 @@ def _receiver_outcome(ep: Endpoint, sent: int | None) -> dict[str, Any]:
         "iperf_lost": report.lost,  # gaps in sequence numbers, as iperf counts them
         "jitter_ms": report.jitter_ms,
         "rate_bps": round(report.rate_bps),
-        "complete": report.complete,
+        "complete": report.complete and ep.reported_before_stop,
         "expect": ep.spec.expect.describe(),
         "verdict": judge(ep.spec.expect, sent, received),
     }

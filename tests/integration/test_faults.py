@@ -108,7 +108,7 @@ def test_cni_add_failure_is_an_error_and_cleans_up(project: Project) -> None:
     proc = project.lab("run", str(project.dir / "two.yaml"), check_codes=(3,))
     (case,) = _summary(project)["scenarios"]
     assert case["verdict"] == "error" and "CNI ADD" in case["error"], case["error"]
-    assert "no IP addresses available" in case["error"] or "range" in case["error"]
+    assert "no IP addresses available in range set" in case["error"], case["error"]
     assert "ERROR" in proc.stdout
     assert len(project.namespaces()) == 2  # the half-made pods are gone
     project.lab("destroy", check_codes=(0,))

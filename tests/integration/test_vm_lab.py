@@ -131,6 +131,9 @@ def test_two_vms_up_provisioned_host_baseline_and_clean_destroy(box: Path, tmp_p
         again = project.lab("up", "--provider", "libvirt", timeout=900)
         print(f"second lab up: {time.monotonic() - start:.1f} s")
         assert again.returncode == 0, again.stdout + again.stderr
+        # One `vagrant status` saw the VMs running: no `vagrant up` this time.
+        assert "VMs already running" in again.stderr, again.stderr
+        assert "vagrant up (" not in again.stderr, again.stderr
         for host in ("mcastsrc", "k8s"):
             for step in ("lab-nic", "iperf", "sysctl"):
                 assert f"{host}: {step} already done" in again.stderr, again.stderr

@@ -75,3 +75,21 @@ def test_argv_binds_the_group_to_the_interface() -> None:
     client = iperf.client_argv(g, 5001, 5, 5, 1_050_000, ipaddress.IPv4Address("192.168.56.12"))
     assert client[client.index("-B") + 1] == "192.168.56.12"
     assert client[client.index("--ttl") + 1] == "5"
+
+
+def test_a_summary_printed_on_sigterm_looks_like_a_final_report() -> None:
+    """Captured from iperf 2.1.8: a receiver stopped mid-stream (2.5 s of a 4 s send)
+    prints a whole-stream line that the parser cannot tell from the end-of-stream report.
+    That is why the runner judges completeness from the output before its SIGTERM."""
+    text = (DATA / "server-sigterm-mid-stream.csv").read_text()
+    report = iperf.parse_server_csv(text)
+    assert report.received == 225 and report.complete
+    before_sigterm = "".join(text.splitlines(keepends=True)[:2])  # the whole-second rows
+    assert not iperf.has_final_report(before_sigterm)
+    assert iperf.parse_server_csv(before_sigterm).received == 182
+
+
+def test_a_stream_that_ended_whole_has_its_final_report() -> None:
+    text = (DATA / "server-3s-then-sigterm.csv").read_text()
+    assert iperf.has_final_report(text)
+    assert iperf.parse_server_csv(text).received == 271  # "Sent 272" less the end marker

@@ -21,6 +21,10 @@ class Process(Protocol):
         """What it printed on stdout so far."""
         ...
 
+    def error_output(self) -> str:
+        """What it printed on stderr so far (iperf's complaints, for error messages)."""
+        ...
+
     def terminate(self) -> None:
         """Ask it to end (SIGTERM) and return at once: the runner asks every receiver
         first and then collects them, so their grace periods overlap."""

@@ -73,6 +73,9 @@ class LocalProcess:
     def output(self) -> str:
         return _read(self._out)
 
+    def error_output(self) -> str:
+        return self._result.stderr if self._result is not None else _read(self._err)
+
     def terminate(self) -> None:
         if self._result is None and not self._terminated and self._proc.poll() is None:
             self._signal(signal.SIGTERM)

@@ -152,11 +152,18 @@ def _wait_joined(endpoints: list[Endpoint], group: str) -> None:
             if want in iperf.parse_igmp(igmp).get(ep.iface, set()):
                 pending.remove(ep)
         if pending and time.monotonic() > deadline:
-            names = ", ".join(f"{ep.name} ({ep.iface})" for ep in pending)
-            raise BackendError(f"receivers did not join {group} within {JOIN_TIMEOUT_S:g} s: "
-                               f"{names}")
+            names = "\n".join(_not_joined(ep) for ep in pending)
+            raise BackendError(f"receivers did not join {group} within {JOIN_TIMEOUT_S:g} s:"
+                               f"\n{names}")
         if pending:
             time.sleep(JOIN_POLL_S)
+
+
+def _not_joined(ep: Endpoint) -> str:
+    assert ep.process is not None
+    said = _tail(ep.process.error_output())
+    return f"  - {ep.name} on {ep.host.name} ({ep.iface})" + (f": iperf said: {said}"
+                                                             if said else "")
 
 
 def _wait_final_reports(endpoints: list[Endpoint], step: Step) -> None:

@@ -147,6 +147,9 @@ class SshProcess:
     def output(self) -> str:
         return self._raw().partition("\n")[2]
 
+    def error_output(self) -> str:
+        return "".join(self.promise.runner.stderr)
+
     def terminate(self) -> None:
         if self._result is None and not self._terminated and self.running():
             pid = self._pid()

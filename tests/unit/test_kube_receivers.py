@@ -50,6 +50,9 @@ class FakeProcess:
     def terminate(self) -> None:
         self.stopped = True
 
+    def error_output(self) -> str:
+        return ""
+
     def stop(self) -> Result:
         self.stopped = True
         return _ok(self.argv, self._output)

@@ -321,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_INFRA
     except click.exceptions.Abort:
-        err.print("lab: interrupted; what was started has been stopped")
+        # click turns a KeyboardInterrupt (SIGINT) raised inside a command into Abort.
+        err.print("lab: interrupted (SIGINT); what was started has been stopped")
         return EXIT_INFRA
     except click.ClickException as exc:
         err.print(f"lab: {exc.format_message()}", markup=False)

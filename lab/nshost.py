@@ -71,7 +71,8 @@ class LocalProcess:
         return self._proc.poll() is None
 
     def output(self) -> str:
-        return _read(self._out)
+        # After stop() the files are closed; what they held is in the Result.
+        return self._result.stdout if self._result is not None else _read(self._out)
 
     def error_output(self) -> str:
         return self._result.stderr if self._result is not None else _read(self._err)

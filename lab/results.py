@@ -22,10 +22,22 @@ class RunArtifacts:
         self.results_dir = results_dir
         self.started = dt.datetime.now(dt.UTC)
         stamp = self.started.strftime("%Y%m%d-%H%M%S")
-        self.run_id = self._free_id(f"{stamp}-{label}")
         results_dir.mkdir(parents=True, exist_ok=True)
-        self.tmp = results_dir / f"{TMP_PREFIX}{self.run_id}-{os.getpid()}"
-        self.tmp.mkdir()
+        # A name no finished run and no run of this process in progress has (two runs in
+        # one second and one process, as the soak makes); another process's run of the
+        # same name is told apart by its pid until `finish` picks a free final name.
+        base, n = f"{stamp}-{label}", 1
+        while True:
+            candidate = base if n == 1 else f"{base}-{n}"
+            tmp = results_dir / f"{TMP_PREFIX}{candidate}-{os.getpid()}"
+            if not (results_dir / candidate).exists():
+                try:
+                    tmp.mkdir()
+                    break
+                except FileExistsError:
+                    pass
+            n += 1
+        self.run_id, self.tmp = candidate, tmp
         self.meta = meta
         self.cases: list[dict[str, Any]] = []
         self.final: Path | None = None

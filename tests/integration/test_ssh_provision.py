@@ -88,11 +88,12 @@ def test_engine_reports_failing_step_with_command_status_and_tail(sshd_host: Ssh
     assert not (tmp_path / "s" / "steps" / "breaks").exists()  # not recorded as done
 
 
-def test_engine_retries_transient_exit_until_it_succeeds(sshd_host: SshHost,
-                                                         tmp_path: Path) -> None:
+def test_engine_retries_transient_exit_until_it_succeeds(sshd_host: SshHost, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
     import lab.provision as provision
 
-    provision.RETRY_WAIT_S = 0.1
+    monkeypatch.setattr(provision, "RETRY_WAIT_S", 0.1)
     counter = tmp_path / "n"
     script = tmp_path / "flaky.sh"
     script.write_text(f'n=$(cat {counter} 2>/dev/null || echo 0); echo $((n+1)) > {counter}\n'
@@ -121,3 +122,82 @@ def test_shipped_steps_load() -> None:
     names = [s.name for s in load_steps()]
     assert names[:3] == ["lab-nic", "iperf", "sysctl"]
     assert all((PROVISION_DIR / s.script.name).is_file() for s in load_steps())
+
+
+def test_engine_reruns_a_step_when_a_parameter_it_declares_changes(sshd_host: SshHost,
+                                                                   tmp_path: Path) -> None:
+    out = tmp_path / "out.txt"
+    script = tmp_path / "greet.sh"
+    script.write_text('echo "$WHO" >> "$OUT"\n')
+    step = Step("greet", script, ("node",), 30, 30, params=("WHO", "OUT"))
+    engine = Provisioner([step], tmp_path / "logs", Reporter(quiet=True), str(tmp_path / "s"))
+    base = {"OUT": str(out), "WHO": "ann", "UNRELATED": "1"}
+    assert [o.action for o in engine.provision([(sshd_host, "node", base)])] == ["ran"]
+    # A parameter the step does not declare changes nothing ...
+    same = {**base, "UNRELATED": "2"}
+    assert [o.action for o in engine.provision([(sshd_host, "node", same)])] == ["skipped"]
+    # ... one it declares reruns it.
+    other = {**base, "WHO": "bob"}
+    assert [o.action for o in engine.provision([(sshd_host, "node", other)])] == ["ran"]
+    assert out.read_text() == "ann\nbob\n"
+
+
+def test_engine_gives_up_on_a_transient_exit_at_its_deadline(sshd_host: SshHost,
+                                                             tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    import lab.provision as provision
+
+    monkeypatch.setattr(provision, "RETRY_WAIT_S", 0.2)
+    counter = tmp_path / "n"
+    script = tmp_path / "never.sh"
+    script.write_text(f'echo x >> {counter}; echo "apt lock held" >&2; exit 75\n')
+    engine = Provisioner([Step("never", script, ("node",), 30, 1)], tmp_path / "logs",
+                         Reporter(quiet=True), str(tmp_path / "s"))
+    with pytest.raises(BackendError) as info:
+        engine.provision([(sshd_host, "node", {})])
+    message = str(info.value)
+    assert "never" in message and "exit status 75" in message and "apt lock held" in message
+    attempts = len(counter.read_text().split())
+    # Retried for its 1 s (attempts 0.2 s apart plus the SSH round trips), then it stopped.
+    assert 2 <= attempts <= 8, attempts
+    assert not (tmp_path / "s" / "steps" / "never").exists()
+
+
+@pytest.mark.netns
+def test_failures_on_several_hosts_are_reported_together(tmp_path: Path) -> None:
+    """Two hosts (real namespaces) fail, a third succeeds: every host runs to its end and
+    one error names both failures with their own output."""
+    import os
+    import subprocess
+    import uuid
+
+    from lab.nshost import NamespaceHost
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root for namespaces")
+    tag = uuid.uuid4().hex[:6]
+    names = [f"tprov-{tag}-{i}" for i in range(3)]
+    for ns in names:
+        subprocess.run(["ip", "netns", "add", ns], check=True, timeout=10)
+    try:
+        script = tmp_path / "by-host.sh"
+        script.write_text('echo "$HOSTNUM done" >> "$OUT"\n'
+                          '[ "$HOSTNUM" = 0 ] || { echo "host $HOSTNUM broke" >&2; exit 4; }\n')
+        step = Step("by-host", script, ("node",), 30, 30)
+        engine = Provisioner([step], tmp_path / "logs", Reporter(quiet=True),
+                             str(tmp_path / "s"))
+        hosts = [(NamespaceHost(f"h{i}", ns), "node",
+                  {"HOSTNUM": str(i), "OUT": str(tmp_path / f"out{i}")})
+                 for i, ns in enumerate(names)]
+        with pytest.raises(BackendError) as info:
+            engine.provision(hosts)
+        message = str(info.value)
+        assert "h1:" in message and "host 1 broke" in message
+        assert "h2:" in message and "host 2 broke" in message
+        assert "h0:" not in message
+        for i in range(3):  # every host ran its step
+            assert (tmp_path / f"out{i}").read_text() == f"{i} done\n"
+    finally:
+        for ns in names:
+            subprocess.run(["ip", "netns", "delete", ns], timeout=10)

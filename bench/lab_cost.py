@@ -2,7 +2,9 @@
 `ip` command sequence, and the cost of creating/deleting N attached pods.
 
 Run as root:  .venv/bin/python -m bench.lab_cost [--repeat 5] [--pods 1,16,64]
-Prints a table and writes bench/out/lab_cost.json. Traffic: none (topology only).
+Prints median (min-max) of --repeat rounds and writes bench/out/lab_cost.json. Pod
+create/delete times are also given for the state file alone (create_state_ms_per_pod).
+Traffic: none (topology only).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+from bench.common import REPO, shown, spread
 
 RAW = """set -e
 ip netns add {p}-mcastsrc; ip -n {p}-mcastsrc link set lo up
@@ -62,10 +64,13 @@ def main() -> int:
         p = "r" + uuid.uuid4().hex[:6]
         raw_t.append(timed(["bash", "-c", RAW.format(p=p)]) +
                      timed(["bash", "-c", RAW_DOWN.format(p=p)]))
-    rows.append({"what": "lab up+destroy vs raw ip (s, median)",
-                 "lab": statistics.median(lab_t), "raw": statistics.median(raw_t),
+    rows.append({"what": "lab up+destroy vs raw ip (s; runs interleaved)",
+                 "lab": spread(lab_t), "raw": spread(raw_t),
                  "ratio": statistics.median(lab_t) / statistics.median(raw_t)})
     # Pod cost, in-process so the numbers are the backend's own, not Python start-up.
+    # Each size runs --repeat times, sizes interleaved (1, 16, 64, 1, 16, 64, ...). The time
+    # spent saving the state file (rewritten after every record, so it grows with the
+    # number of pods) is measured apart, so "netns + CNI" is not charged with it.
     sys.path.insert(0, str(REPO))
     from lab.backends.base import PodSpec
     from lab.backends.netns import NetnsBackend
@@ -73,6 +78,15 @@ def main() -> int:
     from lab.state import State
     from lab.ui import Reporter
 
+    state_time = [0.0]
+    original_save = State.save
+
+    def timed_save(self: State) -> None:
+        t = time.perf_counter()
+        original_save(self)
+        state_time[0] += time.perf_counter() - t
+
+    State.save = timed_save  # type: ignore[method-assign]
     big = dict(data, network={"subnet": "192.168.56.0/22", "nic": "eth1"})
     big["attachment"] = dict(data["attachment"], range={"start": "192.168.56.13",
                                                         "end": "192.168.59.254"})
@@ -80,28 +94,47 @@ def main() -> int:
     model = load_lab(work / "lab.yaml")
     backend = NetnsBackend(model, State(work / ".lab" / name / "state.json"), Reporter(quiet=True))
     backend.up()
+    sizes = [int(x) for x in args.pods.split(",")]
+    per: dict[int, dict[str, list[float]]] = {n: {} for n in sizes}
     try:
-        for n in [int(x) for x in args.pods.split(",")]:
-            specs = [PodSpec(f"p{i}", True) for i in range(n)]
-            mem0 = _mem_available_kb()
-            t0 = time.perf_counter()
-            pods = backend.create_pods(specs)
-            t1 = time.perf_counter()
-            mem1 = _mem_available_kb()
-            backend.delete_pods(pods)
-            t2 = time.perf_counter()
-            rows.append({"what": f"{n} attached pods", "create_ms_per_pod": 1000 * (t1 - t0) / n,
-                         "delete_ms_per_pod": 1000 * (t2 - t1) / n,
-                         # Machine-wide MemAvailable drop while the pods exist: namespaces,
-                         # veths, macvlans and their queues (noisy for small N).
-                         "memory_mb_total": (mem0 - mem1) / 1024})
+        for _ in range(args.repeat):
+            for n in sizes:
+                specs = [PodSpec(f"p{i}", True) for i in range(n)]
+                mem0 = _mem_available_kb()
+                state_time[0] = 0.0
+                t0 = time.perf_counter()
+                pods = backend.create_pods(specs)
+                t1 = time.perf_counter()
+                create_state = state_time[0]
+                mem1 = _mem_available_kb()
+                state_time[0] = 0.0
+                backend.delete_pods(pods)
+                t2 = time.perf_counter()
+                for key, value in (
+                        ("create_ms_per_pod", 1000 * (t1 - t0) / n),
+                        ("create_state_ms_per_pod", 1000 * create_state / n),
+                        ("delete_ms_per_pod", 1000 * (t2 - t1) / n),
+                        ("delete_state_ms_per_pod", 1000 * state_time[0] / n),
+                        # Machine-wide MemAvailable drop while the pods exist: anything else
+                        # on the machine moves it too, so only the spread over rounds says
+                        # whether a figure is above the noise.
+                        ("memory_mb", (mem0 - mem1) / 1024)):
+                    per[n].setdefault(key, []).append(value)
     finally:
         backend.destroy()
+        State.save = original_save  # type: ignore[method-assign]
+    for n in sizes:
+        row: dict[str, object] = {"what": f"{n} attached pods", "repeat": args.repeat}
+        row.update({k: spread(v) for k, v in per[n].items()})
+        mem = per[n]["memory_mb"]
+        row["memory_above_noise"] = min(mem) > 0 and (max(mem) - min(mem)) < statistics.median(mem)
+        rows.append(row)
     out = REPO / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
     (out / "lab_cost.json").write_text(json.dumps(rows, indent=2))
     for r in rows:
-        print("  ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+        print("  ".join(f"{k}={shown(v)}" if isinstance(v, dict) else
+                        f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
                         for k, v in r.items()))
     return 0
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lab.vagrantcli import parse_status
 from tests.conftest import REPO, make_project
 
 BOX_DIR = Path(os.environ.get("LAB_TEST_BOX_DIR", "/var/cache/mcast-lab/box"))
@@ -103,6 +104,17 @@ def test_two_vms_up_provisioned_host_baseline_and_clean_destroy(box: Path, tmp_p
         print(f"\nlab up (2 VMs, QEMU): {up_s:.1f} s")
         assert sorted(_domains(project.name)) == [f"{project.name}-k8s",
                                                   f"{project.name}-mcastsrc"]
+
+        # The parser on the real `vagrant status --machine-readable` of this lab (kept for
+        # the unit tests as tests/data/vagrant/status-running.txt when LAB_CAPTURE is set).
+        real = subprocess.run(
+            ["vagrant", "status", "--machine-readable"], cwd=project.dir, capture_output=True,
+            text=True, timeout=300, check=True,
+            env={**os.environ, "LAB_VAGRANT_JSON": str(project.dir / ".lab" / "vagrant.json"),
+                 "VAGRANT_DEFAULT_PROVIDER": "libvirt"}).stdout
+        assert parse_status(real) == {"mcastsrc": "running", "k8s": "running"}, real
+        if os.environ.get("LAB_CAPTURE"):
+            (REPO / "tests" / "data" / "vagrant" / "status-running.txt").write_text(real)
 
         status = json.loads(project.lab("status", "--json", check_codes=(0,)).stdout)
         assert status["state"] == "up"

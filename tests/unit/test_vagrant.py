@@ -22,21 +22,13 @@ from tests.conftest import REPO
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "vagrant"
 
-# `vagrant status --machine-readable` as Vagrant 2.3.4 prints it for two machines; the
-# format is documented (timestamp,target,type,data) and this text follows it.
-STATUS_TWO = """1795815900,mcastsrc,metadata,provider,libvirt
-1795815900,k8s,metadata,provider,libvirt
-1795815901,mcastsrc,provider-name,libvirt
-1795815901,mcastsrc,state,running
-1795815901,mcastsrc,state-human-short,running
-1795815901,k8s,provider-name,libvirt
-1795815901,k8s,state,not_created
-1795815901,,ui,info,Current machine states:\\n\\nmcastsrc running (libvirt)
-"""
-
-
-def test_status_parser() -> None:
-    assert parse_status(STATUS_TWO) == {"mcastsrc": "running", "k8s": "not_created"}
+def test_status_parser_on_real_output() -> None:
+    """Captured from Vagrant 2.3.4 with vagrant-libvirt 0.11.2 by tests/integration/
+    test_vm_lab.py (LAB_CAPTURE=1), which also checks the parser on the live output."""
+    text = (DATA / "status-running.txt").read_text()
+    assert parse_status(text) == {"mcastsrc": "running", "k8s": "running"}
+    # The human-readable lines carry the same words: only `state` lines count.
+    assert sum(1 for ln in parse_machine_readable(text) if ln.kind == "state") == 2
 
 
 def test_status_error_from_real_vagrant_output_is_raised_with_its_message() -> None:

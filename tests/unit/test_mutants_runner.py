@@ -1,0 +1,202 @@
+"""The runner's verdict code (lab.runner.judge, _outcome, _receiver_outcome) and the run's
+overall verdict (lab.results.overall_verdict), pinned down to the values and keys the
+summary carries: tests written to kill the mutants mutmut found surviving.
+
+Receiver outputs are real captured iperf 2.1.8 reports (tests/data/iperf); the sender
+counts are those of the same captured streams.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lab import runner
+from lab.labfile import load_lab
+from lab.results import overall_verdict
+from lab.runner import Endpoint, _outcome, _receiver_outcome, judge
+from lab.scenario import Case, Expectation, ReceiverSpec, load_scenario
+from tests.conftest import REPO
+
+DATA = REPO / "tests" / "data" / "iperf"
+FIVE_M = (DATA / "server-2s-5M.csv").read_text()  # 895 datagrams, a final report
+SENT_5M = 895  # as parse_client_sent reports the sender of that stream ("Sent 896")
+
+
+# judge ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("expect", "sent", "received", "verdict"), [
+    # A negative control passes only when nothing at all arrived.
+    (Expectation(False), 100, 0, "pass"),
+    (Expectation(False), 100, 1, "fail"),
+    (Expectation(False), None, 0, "pass"),
+    # Without a sender count there is nothing to compare with.
+    (Expectation(True), None, 0, "fail"),
+    (Expectation(True), None, 50, "fail"),
+    (Expectation(True), 0, 0, "fail"),
+    # 100 %: one datagram short fails, all of them pass.
+    (Expectation(True), 1000, 1000, "pass"),
+    (Expectation(True), 1000, 999, "fail"),
+    # 99.9 % of 1000 is exactly 999: the boundary itself passes.
+    (Expectation(True, 99.9), 1000, 999, "pass"),
+    (Expectation(True, 99.9), 1000, 998, "fail"),
+    # 50 % of 1000: 400 is short (a threshold divided instead of multiplied would pass it).
+    (Expectation(True, 50), 1000, 400, "fail"),
+    (Expectation(True, 50), 1000, 500, "pass"),
+    # 33.5 % of 3 is 1.005 datagrams: 1 is short; the tolerance is for float error only.
+    (Expectation(True, 33.5), 3, 1, "fail"),
+    (Expectation(True, 33.5), 3, 2, "pass"),
+    # A long stream (10 million datagrams, about two minutes at 1 Gbit/s) received whole
+    # passes at 100 %: at that size the float tolerance is below one ulp.
+    (Expectation(True), 10_000_000, 10_000_000, "pass"),
+    (Expectation(True), 10_000_000, 9_999_999, "fail"),
+])
+def test_judge(expect: Expectation, sent: int | None, received: int, verdict: str) -> None:
+    assert judge(expect, sent, received) == verdict
+
+
+# overall_verdict -------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("verdicts", "overall"), [
+    ([], "none"),
+    (["pass"], "pass"),
+    (["pass", "pass"], "pass"),
+    (["pass", "fail"], "fail"),
+    (["fail"], "fail"),
+    (["error"], "error"),
+    (["pass", "error"], "error"),
+    (["fail", "error", "pass"], "error"),
+])
+def test_overall_verdict(verdicts: list[str], overall: str) -> None:
+    assert overall_verdict([{"name": f"c{i}", "verdict": v} for i, v in enumerate(verdicts)]) \
+        == overall
+
+
+# _receiver_outcome and _outcome ------------------------------------------------------------
+
+def _case(tmp_path: Path, receivers: list[dict[str, object]],
+          expect: dict[str, object] | None = None) -> Case:
+    lab = load_lab(REPO / "lab.yaml")
+    path = tmp_path / "verdicts.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "verdicts", "group": "224.0.67.67", "port": 5001, "rate": "5M",
+        "duration": 2, "ttl": 5, "sender": {"host": "mcastsrc"}, "receivers": receivers,
+        "expect": expect or {"receive": True, "min_received_pct": 100}}))
+    (case,) = load_scenario(path, lab).cases()
+    return case
+
+
+def _endpoint(spec: ReceiverSpec, output: str, *, name: str | None = None,
+              iface: str = "eth1", reported: bool = True) -> Endpoint:
+    return Endpoint(name=name or spec.name, spec=spec, host=None,  # type: ignore[arg-type]
+                    iface=iface, output=output, collected=True,
+                    reported_before_stop=reported)
+
+
+def test_receiver_outcome_of_a_whole_stream(tmp_path: Path) -> None:
+    case = _case(tmp_path, [{"name": "pods", "placement": "pod", "count": 2}])
+    spec = case.scenario.receivers[0]
+    out = _receiver_outcome(_endpoint(spec, FIVE_M, name="pods-1"), SENT_5M)
+    assert out == {
+        "name": "pods-1", "receiver": "pods", "placement": "pod", "host": "k8s",
+        "iface": "eth1", "attachment": True, "received": 895, "lost": 0, "loss_pct": 0.0,
+        "iperf_lost": 0, "jitter_ms": 0.002, "rate_bps": 5254710, "complete": True,
+        "expect": "all received", "verdict": "pass"}
+
+
+def test_receiver_outcome_counts_loss_against_the_sender(tmp_path: Path) -> None:
+    case = _case(tmp_path, [{"name": "nic", "placement": "host"}],
+                 expect={"receive": True, "min_received_pct": 99})
+    spec = case.scenario.receivers[0]
+    out = _receiver_outcome(_endpoint(spec, FIVE_M), 900)  # 5 datagrams never arrived
+    assert (out["received"], out["lost"], out["loss_pct"]) == (895, 5, 0.556)
+    assert (out["placement"], out["attachment"], out["expect"], out["verdict"]) == \
+        ("host", False, ">= 99 % received", "pass")
+    # 3 of 7: the percentage keeps three decimals.
+    three = _receiver_outcome(_endpoint(spec, FIVE_M), 898)
+    assert (three["lost"], three["loss_pct"]) == (3, 0.334)
+
+
+def test_receiver_outcome_never_counts_more_than_sent_as_lost(tmp_path: Path) -> None:
+    case = _case(tmp_path, [{"name": "nic", "placement": "host"}])
+    spec = case.scenario.receivers[0]
+    # The receiver counted more than the sender reported (it missed the marker): no loss.
+    out = _receiver_outcome(_endpoint(spec, FIVE_M), 890)
+    assert (out["lost"], out["loss_pct"], out["verdict"]) == (0, 0.0, "pass")
+
+
+def test_receiver_outcome_without_a_sender_count(tmp_path: Path) -> None:
+    case = _case(tmp_path, [{"name": "nic", "placement": "host"}])
+    spec = case.scenario.receivers[0]
+    out = _receiver_outcome(_endpoint(spec, FIVE_M), None)
+    assert (out["received"], out["lost"], out["loss_pct"], out["verdict"]) == \
+        (895, None, None, "fail")
+    nothing = _receiver_outcome(_endpoint(spec, ""), 0)
+    assert (nothing["received"], nothing["lost"], nothing["loss_pct"], nothing["jitter_ms"],
+            nothing["rate_bps"], nothing["verdict"]) == (0, 0, None, None, 0, "fail")
+
+
+def test_a_report_that_came_only_with_sigterm_is_not_complete(tmp_path: Path) -> None:
+    case = _case(tmp_path, [{"name": "nic", "placement": "host"}])
+    spec = case.scenario.receivers[0]
+    assert _receiver_outcome(_endpoint(spec, FIVE_M, reported=True), SENT_5M)["complete"]
+    assert not _receiver_outcome(_endpoint(spec, FIVE_M, reported=False), SENT_5M)["complete"]
+    # Intervals only (receiver stopped before any summary): incomplete whatever was seen.
+    intervals = "\n".join(FIVE_M.splitlines()[:2])
+    assert not _receiver_outcome(_endpoint(spec, intervals, reported=True), SENT_5M)["complete"]
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> float:
+    now = 1_700_000_010.123456
+    monkeypatch.setattr(runner.time, "time", lambda: now)
+    return now
+
+
+def test_outcome_of_a_passing_case(tmp_path: Path, clock: float) -> None:
+    case = _case(tmp_path, [{"name": "nic", "placement": "host"}])
+    spec = case.scenario.receivers[0]
+    out = _outcome(case, [_endpoint(spec, FIVE_M)], SENT_5M, None, 1_700_000_000.0)
+    receivers = out.pop("receivers")
+    assert out == {"name": "verdicts", "scenario": "verdicts",
+                   "file": str(tmp_path / "verdicts.yaml"), "verdict": "pass", "error": None,
+                   "group": "224.0.67.67", "rate_bps": 5_000_000, "duration_s": 2,
+                   "sent": SENT_5M, "elapsed_s": 10.123}
+    assert [r["verdict"] for r in receivers] == ["pass"]
+
+
+def test_outcome_fails_when_any_receiver_fails(tmp_path: Path, clock: float) -> None:
+    case = _case(tmp_path, [{"name": "a", "placement": "host"},
+                            {"name": "b", "placement": "pod", "attachment": False}])
+    a, b = case.scenario.receivers
+    out = _outcome(case, [_endpoint(a, FIVE_M), _endpoint(b, "", iface="eth0")], SENT_5M,
+                   None, clock - 1)
+    assert out["verdict"] == "fail"
+    assert [r["verdict"] for r in out["receivers"]] == ["pass", "fail"]
+
+
+def test_outcome_without_receivers_is_not_a_pass(tmp_path: Path, clock: float) -> None:
+    case = _case(tmp_path, [{"name": "nic", "placement": "host"}])
+    assert _outcome(case, [], SENT_5M, None, clock)["verdict"] == "fail"
+
+
+def test_an_error_judges_no_receiver_but_keeps_the_counts(tmp_path: Path, clock: float) -> None:
+    case = _case(tmp_path, [{"name": "a", "placement": "host"},
+                            {"name": "b", "placement": "pod", "attachment": False}])
+    a, b = case.scenario.receivers
+    out = _outcome(case, [_endpoint(a, FIVE_M), _endpoint(b, "", iface="eth0")], SENT_5M,
+                   "deleting pods failed", clock - 0.5)
+    assert (out["verdict"], out["error"], out["elapsed_s"]) == \
+        ("error", "deleting pods failed", 0.5)
+    assert [(r["received"], r["verdict"]) for r in out["receivers"]] == \
+        [(895, "error"), (0, "error")]
+
+
+def test_elapsed_time_is_kept_to_the_millisecond(tmp_path: Path) -> None:
+    case = _case(tmp_path, [{"name": "nic", "placement": "host"}])
+    started = time.time() - 2.0
+    elapsed = _outcome(case, [], None, None, started)["elapsed_s"]
+    assert 2.0 <= elapsed < 60 and elapsed == round(elapsed, 3)

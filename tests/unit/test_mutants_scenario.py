@@ -1,0 +1,193 @@
+"""Scenario files (lab.scenario) as they load and as a case describes itself: tests written
+to kill the mutants mutmut found surviving. The repository's own scenarios are loaded
+against its lab.yaml; malformed inputs are small YAML files written here."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from lab.errors import ConfigError, UsageError
+from lab.labfile import load_lab
+from lab.model import Lab
+from lab.scenario import Expectation, format_rate, load_scenario, resolve_scenarios
+from tests.conftest import REPO
+
+
+@pytest.fixture
+def lab() -> Lab:
+    return load_lab(REPO / "lab.yaml")
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
+    """A copy of the repository's lab and scenarios, the working directory inside it."""
+    shutil.copy(REPO / "lab.yaml", tmp_path / "lab.yaml")
+    shutil.copytree(REPO / "scenarios", tmp_path / "scenarios")
+    monkeypatch.chdir(tmp_path)
+    return load_lab(tmp_path / "lab.yaml")
+
+
+def test_a_case_describes_itself_whole(lab: Lab) -> None:
+    (case,) = load_scenario(REPO / "scenarios" / "pod-multus.yaml", lab).cases()
+    assert case.as_dict() == {
+        "name": "pod-multus", "scenario": "pod-multus",
+        "description": "Pod with the attachment (eth1-multicast@eth1) receives the group "
+                       "on eth1",
+        "file": str(REPO / "scenarios" / "pod-multus.yaml"), "group": "224.0.67.67",
+        "port": 5001, "rate_bps": 1_050_000, "duration_s": 5, "ttl": 5,
+        "receive_buffer": None, "sender": {"host": "mcastsrc", "bind": "192.168.56.12"},
+        "receivers": [{"name": "pod-attached", "placement": "pod", "host": "k8s",
+                       "iface": "eth1", "count": 1, "attachment": True,
+                       "expect": {"receive": True, "min_received_pct": 100.0}}]}
+
+
+def test_a_host_receiver_describes_itself(lab: Lab) -> None:
+    s = load_scenario(REPO / "scenarios" / "host-baseline.yaml", lab)
+    assert [r.as_dict() for r in s.receivers] == [
+        {"name": "node-nic", "placement": "host", "host": "k8s", "iface": None, "count": 1,
+         "attachment": False, "expect": {"receive": True, "min_received_pct": 100.0}}]
+    plain = load_scenario(REPO / "scenarios" / "pod-without-multus.yaml", lab)
+    assert [r.as_dict() for r in plain.receivers] == [
+        {"name": "pod-plain", "placement": "pod", "host": "k8s", "iface": "eth0", "count": 1,
+         "attachment": False, "expect": {"receive": False, "min_received_pct": 100.0}}]
+
+
+def test_a_rate_list_makes_one_case_per_rate(lab: Lab) -> None:
+    s = load_scenario(REPO / "scenarios" / "rate-sweep.yaml", lab)
+    assert [(c.name, c.rate) for c in s.cases()] == [
+        ("rate-sweep@1M", 1_000_000), ("rate-sweep@10M", 10_000_000),
+        ("rate-sweep@50M", 50_000_000), ("rate-sweep@100M", 100_000_000)]
+    assert all(c.scenario is s for c in s.cases())
+    assert s.receive_buffer == "4M"
+    (one,) = load_scenario(REPO / "scenarios" / "fanout.yaml", lab).cases()
+    assert (one.name, one.rate, one.scenario.receivers[0].count) == ("fanout", 10_000_000, 16)
+
+
+@pytest.mark.parametrize(("bps", "shown"), [
+    (999, "999"), (1_000, "1k"), (1_500, "1.5k"), (500_000, "500k"), (1_000_000, "1M"),
+    (1_050_000, "1.05M"), (1_001_000, "1.001M"), (999_999_000, "999.999M"),
+    (1_000_000_000, "1G"), (2_500_000_000, "2.5G"), (10_000_000_000, "10G"),
+    (1_000_500_000, "1000.5M"),
+])
+def test_format_rate(bps: int, shown: str) -> None:
+    assert format_rate(bps) == shown
+
+
+@pytest.mark.parametrize(("expect", "text", "as_dict"), [
+    (Expectation(False), "nothing received", {"receive": False, "min_received_pct": 100.0}),
+    (Expectation(True), "all received", {"receive": True, "min_received_pct": 100.0}),
+    (Expectation(True, 99.5), ">= 99.5 % received",
+     {"receive": True, "min_received_pct": 99.5}),
+    (Expectation(True, 0.0), ">= 0 % received", {"receive": True, "min_received_pct": 0.0}),
+])
+def test_expectation(expect: Expectation, text: str, as_dict: dict[str, Any]) -> None:
+    assert expect.describe() == text
+    assert expect.as_dict() == as_dict
+
+
+def _scenario(tmp_path: Path, **fields: Any) -> Path:
+    data: dict[str, Any] = {
+        "name": "t", "group": "224.0.67.67", "sender": {"host": "mcastsrc"},
+        "receivers": [{"name": "r", "placement": "pod"}], "expect": {"receive": True}}
+    data.update(fields)
+    for key in [k for k, v in data.items() if v is None]:
+        del data[key]
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _problems(path: Path, lab: Lab) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_scenario(path, lab)
+    return [f"{p.key}: {p.message}" for p in info.value.problems]
+
+
+def test_defaults_of_a_minimal_scenario(tmp_path: Path, lab: Lab) -> None:
+    s = load_scenario(_scenario(tmp_path), lab)
+    assert (s.name, s.description, s.port, s.rates, s.duration, s.ttl, s.receive_buffer,
+            s.sender_host, str(s.sender_bind)) == \
+        ("t", "", 5001, (1_050_000,), 5, 5, None, "mcastsrc", "192.168.56.12")
+    (r,) = s.receivers
+    assert (r.placement, r.host, r.iface, r.count, r.attachment, r.expect) == \
+        ("pod", "k8s", "eth1", 1, True, Expectation(True, 100.0))
+
+
+def test_the_name_defaults_to_the_file_name(tmp_path: Path, lab: Lab) -> None:
+    assert load_scenario(_scenario(tmp_path, name=None), lab).name == "t"
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="known bug, reported: without `name:` and with a file name that is "
+                   "not a valid name, `name` defaults to None (not required), no problem is "
+                   "recorded and load_scenario's `assert name is not None` fails")
+def test_a_file_name_that_is_not_a_name_needs_a_name_key(tmp_path: Path, lab: Lab) -> None:
+    bad = tmp_path / "Not A Name.yaml"
+    _scenario(tmp_path, name=None).rename(bad)
+    assert _problems(bad, lab) == ["name: is required"]
+
+
+@pytest.mark.parametrize(("buffer", "kept"), [
+    (262144, "262144"), ("4M", "4M"), ("512K", "512K"), ("1234567", "1234567")])
+def test_receive_buffer(tmp_path: Path, lab: Lab, buffer: Any, kept: str) -> None:
+    assert load_scenario(_scenario(tmp_path, receive_buffer=buffer), lab).receive_buffer == kept
+
+
+@pytest.mark.parametrize(("buffer", "message"), [
+    (True, "must be a string, not a boolean"),
+    ("4G", "'4G' is not a buffer size (examples: 4M, 512K, 262144)"),
+    (12345678, "'12345678' is not a buffer size (examples: 4M, 512K, 262144)"),
+    (4.5, "must be a string, not a number"),
+])
+def test_bad_receive_buffer(tmp_path: Path, lab: Lab, buffer: Any, message: str) -> None:
+    assert _problems(_scenario(tmp_path, receive_buffer=buffer), lab) == \
+        [f"receive_buffer: {message}"]
+
+
+def test_resolve_every_scenario_of_the_project(project: Lab) -> None:
+    assert [s.name for s in resolve_scenarios([], project)] == [
+        "fanout", "host-baseline", "pod-multus", "pod-without-multus", "rate-sweep"]
+
+
+def test_resolve_by_name_by_path_and_by_yml_file(project: Lab, tmp_path: Path) -> None:
+    (tmp_path / "elsewhere.yml").write_text(
+        (tmp_path / "scenarios" / "host-baseline.yaml").read_text())
+    (tmp_path / "scenarios" / "host-baseline.yaml").unlink()
+    found = resolve_scenarios(["pod-multus", "scenarios/fanout.yaml", "elsewhere.yml"],
+                              project)
+    assert [(s.name, s.source) for s in found] == [
+        ("pod-multus", tmp_path / "scenarios" / "pod-multus.yaml"),
+        ("fanout", tmp_path / "scenarios" / "fanout.yaml"),
+        ("host-baseline", tmp_path / "elsewhere.yml")]
+
+
+def test_resolve_refuses_two_scenarios_of_one_name(project: Lab, tmp_path: Path) -> None:
+    shutil.copy(tmp_path / "scenarios" / "fanout.yaml", tmp_path / "again.yml")
+    with pytest.raises(ConfigError) as info:
+        resolve_scenarios(["fanout", "again.yml", "pod-multus"], project)
+    assert str(info.value) == "scenarios: name: two scenarios are named 'fanout'"
+
+
+def test_resolve_reports_every_bad_file(project: Lab, tmp_path: Path) -> None:
+    (tmp_path / "scenarios" / "broken.yaml").write_text("name: broken\nport: 80\n")
+    with pytest.raises(ConfigError) as info:
+        resolve_scenarios(["broken", "nosuch", "fanout"], project)
+    assert [str(p) for p in info.value.problems] == [
+        "scenarios/broken.yaml: group: is required",
+        "scenarios/broken.yaml: port: 80 is out of range (1024 to 65535)",
+        "scenarios/broken.yaml: sender: is required",
+        "scenarios/broken.yaml: receivers: is required",
+        "scenarios/nosuch.yaml: file not found"]
+
+
+def test_resolve_without_scenario_files(project: Lab, tmp_path: Path) -> None:
+    for path in (tmp_path / "scenarios").glob("*.yaml"):
+        path.unlink()
+    with pytest.raises(UsageError) as info:
+        resolve_scenarios([], project)
+    assert str(info.value) == "no scenario files in scenarios"

@@ -1,9 +1,12 @@
 """The Vagrant CLI, driven with a timeout on every call and its failures raised with
 Vagrant's own message. Parsers are pure functions, tested on captured output.
 
-python-vagrant was the first choice, but it runs vagrant with no timeout and returns
-empty results for some failures (DESIGN.md section 5), so this adapter calls the CLI
-itself with `--machine-readable` and parses what comes back.
+python-vagrant was the first choice and is not used (nor a dependency): its 1.0.0 runs
+every command through `subprocess.check_call`/`check_output` with no timeout (a hung
+`vagrant` would hang `lab`), sends Vagrant's stderr to /dev/null by default (a failure
+becomes a bare CalledProcessError without Vagrant's message), and its parsers are private
+methods. So this adapter calls the CLI itself with `--machine-readable` and a timeout, and
+parses what comes back.
 """
 
 from __future__ import annotations

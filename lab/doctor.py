@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
 
 from lab import cni, command
+from lab.check import Check
 from lab.errors import BackendError
 from lab.model import Lab
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    message: str
-    fix: str = ""
-    blocking: bool = True  # `lab up` refuses while a blocking check fails
-
-    def as_dict(self) -> dict[str, object]:
-        return self.__dict__.copy()
 
 
 def netns_checks() -> list[Check]:
@@ -58,7 +46,7 @@ def netns_problems() -> list[Check]:
 def checks_for(backend: str, lab: Lab, provider: str | None = None) -> list[Check]:
     if backend == "netns":
         return netns_checks()
-    # Imported here: vagrant_doctor imports Check from this module.
+    # Imported here: only `lab doctor --backend vagrant` needs the vagrant checks.
     from lab.vagrant_doctor import vagrant_checks
 
     return vagrant_checks(lab, provider)

@@ -64,15 +64,11 @@ def receiver_pod_manifest(lab: Lab, case: Case, pod_name: str, attachment: bool,
 
 
 def scenario_manifests(lab: Lab, case: Case, master: str) -> list[dict[str, Any]]:
-    from lab.runner import receiver_pod_specs
-
     docs = [nad_manifest(lab, master)]
-    ifaces = {r.name: r for r in case.scenario.receivers}
-    for spec in receiver_pod_specs(case):
-        group = next(r for name, r in ifaces.items()
-                     if spec.name == name or spec.name.startswith(f"{name}-"))
-        docs.append(receiver_pod_manifest(lab, case, spec.name, spec.attachment,
-                                          group.iface or "eth0"))
+    for r in case.scenario.receivers:
+        if r.placement == "pod":
+            docs.extend(receiver_pod_manifest(lab, case, member, r.attachment,
+                                              r.iface or "eth0") for member in r.members())
     return docs
 
 

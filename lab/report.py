@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lab.backends.base import LabStatus
-from lab.doctor import Check
+from lab.check import Check
 
 _VERDICT = {"pass": "[green]PASS[/green]", "fail": "[red]FAIL[/red]",
             "error": "[red]ERROR[/red]", "none": "-"}

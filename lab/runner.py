@@ -44,15 +44,8 @@ class Endpoint:
 
 
 def receiver_pod_specs(case: Case) -> list[PodSpec]:
-    specs: list[PodSpec] = []
-    for r in case.scenario.receivers:
-        if r.placement == "pod":
-            specs.extend(PodSpec(_member_name(r, i), r.attachment) for i in range(r.count))
-    return specs
-
-
-def _member_name(r: ReceiverSpec, i: int) -> str:
-    return r.name if r.count == 1 else f"{r.name}-{i + 1}"
+    return [PodSpec(member, r.attachment) for r in case.scenario.receivers
+            if r.placement == "pod" for member in r.members()]
 
 
 def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
@@ -73,8 +66,7 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
                 pods = backend.create_pods(pod_specs)
         by_name = {p.name: p for p in pods}
         for r in s.receivers:
-            for i in range(r.count):
-                member = _member_name(r, i)
+            for member in r.members():
                 host = by_name[member].host if r.placement == "pod" else backend.host(r.host)
                 iface = r.iface or backend.lab_nic(r.host)
                 endpoints.append(Endpoint(member, r, host, iface))

@@ -44,6 +44,11 @@ class ReceiverSpec:
     attachment: bool
     expect: Expectation
 
+    def members(self) -> list[str]:
+        """The names of this group's receivers: the group's name, or `name-1` ... `name-N`."""
+        return [self.name] if self.count == 1 else \
+            [f"{self.name}-{i + 1}" for i in range(self.count)]
+
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "placement": self.placement, "host": self.host,
                 "iface": self.iface, "count": self.count, "attachment": self.attachment,

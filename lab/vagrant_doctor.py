@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from lab import command
-from lab.doctor import Check
+from lab.check import Check
 from lab.model import Lab
 
 NETWORKS_CONF = Path("/etc/vbox/networks.conf")

@@ -15,6 +15,14 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """unit / integration markers from the folder a test lives in."""
+    for item in items:
+        kind = Path(str(item.fspath)).parent.name
+        if kind in ("unit", "integration"):
+            item.add_marker(getattr(pytest.mark, kind))
+
+
 def base_lab() -> dict:
     return yaml.safe_load((REPO / "lab.yaml").read_text())
 

@@ -23,7 +23,7 @@ import pytest
 
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.netns
+pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
 TIMEOUT = 600  # a fresh copy: venv and pip install (~40 s), then the demo (~20 s)
 SEED = ("host-baseline", "pod-multus", "pod-without-multus")

@@ -23,7 +23,7 @@ from lab.ui import Reporter
 from tests.conftest import make_project
 from tests.integration.observe import lab_processes
 
-pytestmark = [pytest.mark.netns,
+pytestmark = [pytest.mark.netns, pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")]
 
 CYCLES = int(os.environ.get("LAB_SOAK_CYCLES", "50"))

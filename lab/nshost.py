@@ -63,10 +63,6 @@ class LocalProcess:
         self._result: Result | None = None
         self._terminated = False
 
-    @property
-    def pid(self) -> int:
-        return self._proc.pid
-
     def running(self) -> bool:
         return self._proc.poll() is None
 

@@ -19,7 +19,6 @@ from lab.errors import BackendError, CommandFailed
 from lab.vagrantcli import SshTarget
 
 CONNECT_TIMEOUT_S = 10.0
-STOP_GRACE_S = 3.0
 
 
 class SshHost:

@@ -99,10 +99,8 @@ class VagrantCLI:
         self.root = root
         self.env = {**os.environ, **(env or {})}
         self._ssh: dict[str, SshTarget] = {}
-        self.calls = 0
 
     def _run(self, args: list[str], timeout: float, what: str) -> command.Result:
-        self.calls += 1
         return command.run(["vagrant", *args], timeout=timeout, check=False, env=self.env,
                            what=what, cwd=self.root)
 
@@ -114,10 +112,6 @@ class VagrantCLI:
             status = "timed out" if result.timed_out else f"exit status {result.exit_status}"
             raise BackendError(f"`{result.shown}` failed ({status}) in {self.root}:\n{detail}")
         return result
-
-    def version(self) -> str:
-        out = self._checked(["--version"], 60, "vagrant version").stdout.strip()
-        return out.removeprefix("Vagrant ").strip()
 
     def status(self) -> dict[str, str]:
         return parse_status(self._checked(["status", "--machine-readable"], STATUS_TIMEOUT_S,
@@ -140,7 +134,3 @@ class VagrantCLI:
     def destroy(self, timeout: float) -> command.Result:
         self._ssh.clear()
         return self._checked(["destroy", "--force"], timeout, "vagrant destroy")
-
-    def validate(self, ignore_provider: bool = True) -> command.Result:
-        args = ["validate"] + (["--ignore-provider"] if ignore_provider else [])
-        return self._checked(args, 120, "vagrant validate")

@@ -25,7 +25,6 @@ class Pod:
     name: str
     host: Host
     attachment: bool
-    addresses: dict[str, str] = field(default_factory=dict)  # ifname -> address/prefix
 
 
 @dataclass(frozen=True)

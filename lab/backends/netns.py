@@ -231,19 +231,16 @@ class NetnsBackend(Backend):
         networks = [("eth0", self.pod_network_config())]
         if spec.attachment:
             networks.append((self.lab.attachment.ifname, self.attachment_config()))
-        addresses = {}
         for ifname, config in networks:
             record["networks"].append({"ifname": ifname, "config": config})
             self.state.save()  # recorded before ADD: DEL must run even if ADD half-failed
-            result = cni.execute("ADD", config, node_netns=node_netns, pod_netns=netns,
-                                 ifname=ifname, container_id=netns)
-            ips = (result or {}).get("ips") or [{}]
-            addresses[ifname] = ips[0].get("address", "")
+            cni.execute("ADD", config, node_netns=node_netns, pod_netns=netns,
+                        ifname=ifname, container_id=netns)
         if spec.attachment and self.lab.attachment.bcqueuelen:
             _ip("-n", netns, "link", "set", self.lab.attachment.ifname, "type", "macvlan",
                 "bcqueuelen", str(self.lab.attachment.bcqueuelen),
                 what="set the macvlan broadcast queue length")
-        return Pod(spec.name, NamespaceHost(spec.name, netns), spec.attachment, addresses)
+        return Pod(spec.name, NamespaceHost(spec.name, netns), spec.attachment)
 
     def delete_pods(self, pods: list[Pod]) -> None:
         self._delete_pod_records([p.name for p in pods])

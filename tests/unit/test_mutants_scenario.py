@@ -191,3 +191,110 @@ def test_resolve_without_scenario_files(project: Lab, tmp_path: Path) -> None:
     with pytest.raises(UsageError) as info:
         resolve_scenarios([], project)
     assert str(info.value) == "no scenario files in scenarios"
+
+
+def _receiver_problems(tmp_path: Path, lab: Lab, receiver: dict[str, Any],
+                       **fields: Any) -> list[str]:
+    return _problems(_scenario(tmp_path, receivers=[receiver], **fields), lab)
+
+
+def test_count_and_attachment_apply_to_pods_only(tmp_path: Path, lab: Lab) -> None:
+    assert _receiver_problems(tmp_path, lab, {"name": "r", "count": 2, "attachment": False}) \
+        == ["receivers[0].count: applies to placement: pod only",
+            "receivers[0].attachment: applies to placement: pod only"]
+
+
+def test_a_host_receiver_on_the_sender_is_refused(tmp_path: Path, lab: Lab) -> None:
+    assert _receiver_problems(tmp_path, lab, {"name": "r", "host": "mcastsrc"}) == [
+        "receivers[0].host: 'mcastsrc' is the sender; a receiver on the sending host "
+        "measures loopback, not the lab network"]
+
+
+def test_a_host_receiver_defaults(tmp_path: Path, lab: Lab) -> None:
+    (r,) = load_scenario(_scenario(tmp_path, receivers=[{"name": "r"}]), lab).receivers
+    assert (r.placement, r.host, r.iface, r.count, r.attachment) == ("host", "k8s", None, 1,
+                                                                     False)
+
+
+def test_receive_false_with_a_percentage(tmp_path: Path, lab: Lab) -> None:
+    assert _problems(_scenario(tmp_path, expect={"receive": False, "min_received_pct": 0}),
+                     lab) == ["expect.min_received_pct: makes no sense with receive: false"]
+
+
+@pytest.mark.parametrize(("expect", "expected"), [
+    ({"min_received_pct": 50}, Expectation(True, 50.0)),
+    ({"min_received_pct": 0}, Expectation(True, 0.0)),
+    ({"receive": True}, Expectation(True, 100.0)),
+    ({"receive": False}, Expectation(False, 100.0)),
+])
+def test_expectation_defaults(tmp_path: Path, lab: Lab, expect: dict[str, Any],
+                              expected: Expectation) -> None:
+    (r,) = load_scenario(_scenario(tmp_path, expect=expect), lab).receivers
+    assert r.expect == expected
+
+
+@pytest.mark.parametrize(("expect", "problem"), [
+    ({"min_received_pct": "all"}, "expect.min_received_pct: must be a number, not a string"),
+    ({"min_received_pct": True}, "expect.min_received_pct: must be a number, not a boolean"),
+    ({"min_received_pct": -1}, "expect.min_received_pct: -1 is out of range (0 to 100)"),
+    ({"receive": "no"}, "expect.receive: must be true or false, not a string"),
+])
+def test_bad_expectation(tmp_path: Path, lab: Lab, expect: dict[str, Any],
+                         problem: str) -> None:
+    problems = _problems(_scenario(tmp_path, expect=expect), lab)
+    assert problems[0] == problem
+
+
+def test_a_receivers_own_expectation_wins(tmp_path: Path, lab: Lab) -> None:
+    s = load_scenario(_scenario(tmp_path, receivers=[
+        {"name": "a", "placement": "pod"},
+        {"name": "b", "placement": "pod", "attachment": False, "expect": {"receive": False}}]),
+        lab)
+    assert [r.expect for r in s.receivers] == [Expectation(True), Expectation(False)]
+    no_default = _scenario(tmp_path, expect=None, receivers=[
+        {"name": "a", "placement": "pod", "expect": {"min_received_pct": 90}}])
+    (r,) = load_scenario(no_default, lab).receivers
+    assert r.expect == Expectation(True, 90.0)
+
+
+@pytest.mark.parametrize(("port", "ok"), [(1024, True), (65535, True), (1023, False),
+                                          (65536, False)])
+def test_port_limits(tmp_path: Path, lab: Lab, port: int, ok: bool) -> None:
+    path = _scenario(tmp_path, port=port)
+    if ok:
+        assert load_scenario(path, lab).port == port
+    else:
+        assert _problems(path, lab) == [f"port: {port} is out of range (1024 to 65535)"]
+
+
+@pytest.mark.parametrize(("rate", "rates"), [
+    (500_000, (500_000,)), (1_000, (1_000,)), ("1k", (1_000,)), ("10G", (10_000_000_000,)),
+    (10_000_000_000, (10_000_000_000,)), ("2.5M", (2_500_000,)), (" 3 m ", (3_000_000,)),
+    ([1_000, "2k"], (1_000, 2_000)),
+])
+def test_rates(tmp_path: Path, lab: Lab, rate: Any, rates: tuple[int, ...]) -> None:
+    assert load_scenario(_scenario(tmp_path, rate=rate), lab).rates == rates
+
+
+@pytest.mark.parametrize(("rate", "problems"), [
+    (999, ["rate: 999 is out of range (1k to 10G bit/s)"]),
+    ("0.999k", ["rate: 0.999k is out of range (1k to 10G bit/s)"]),
+    (10_000_000_001, ["rate: 10000000001 is out of range (1k to 10G bit/s)"]),
+    ("10.5G", ["rate: 10.5G is out of range (1k to 10G bit/s)"]),
+    (True, ["rate: must be a rate such as 1M or 500k"]),
+    ("fast", ["rate: 'fast' is not a rate (examples: 1M, 500k, 2.5M, 1G)"]),
+    (["1M", True, "2M"], ["rate[1]: must be a rate such as 1M or 500k"]),
+])
+def test_bad_rates(tmp_path: Path, lab: Lab, rate: Any, problems: list[str]) -> None:
+    assert _problems(_scenario(tmp_path, rate=rate), lab) == problems
+
+
+def test_an_explicit_bind_that_is_the_senders_address(tmp_path: Path, lab: Lab) -> None:
+    s = load_scenario(_scenario(tmp_path, sender={"host": "mcastsrc", "bind": "192.168.56.12"}),
+                      lab)
+    assert str(s.sender_bind) == "192.168.56.12"
+
+
+def test_descriptions_may_hold_newlines_and_tabs(tmp_path: Path, lab: Lab) -> None:
+    s = load_scenario(_scenario(tmp_path, description="two\nlines\tand a tab"), lab)
+    assert s.description == "two\nlines\tand a tab"

@@ -166,7 +166,9 @@ def parse_igmp(text: str) -> dict[str, set[ipaddress.IPv4Address]]:
         if not line.strip():
             continue
         if not line[0].isspace():
-            parts = line.split()
+            # "Idx<TAB>%-10s: ...": a name of 10 or more characters touches the colon
+            # ("verylongif0:"), so the name is what stands before the first colon.
+            parts = line.split(":", 1)[0].split()
             device = parts[1] if len(parts) > 1 else None
             if device is not None:
                 joined.setdefault(device, set())

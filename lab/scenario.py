@@ -116,7 +116,9 @@ def load_scenario(path: Path, lab: Lab) -> Scenario:
     raw = f.load_yaml_mapping(path, shown)
     problems = Problems(shown)
     top = Section(problems, "", raw)
-    name = top.get("name", f.name, path.stem if f.NAME_RE.fullmatch(path.stem) else None)
+    # Without `name:` the file's name is the scenario's, when it is a valid name.
+    name = top.get("name", f.name, path.stem) if f.NAME_RE.fullmatch(path.stem) \
+        else top.get("name", f.name)
     description = top.get("description", f.text, "")
     group = top.get("group", f.multicast_group)
     port = top.get("port", f.integer(1024, 65535), 5001)
@@ -210,8 +212,11 @@ def _receivers(top: Section, problems: Problems, lab: Lab, default: Expectation 
             elif placement == "host" and host == sender_host:
                 problems.add(s.key("host"), f"{host!r} is the sender; a receiver on the "
                              "sending host measures loopback, not the lab network")
-        if expect is None and not default_given and not s.has("expect"):
-            problems.add(s.key("expect"), "is required (here or at the top of the file)")
+        if expect is None and not default_given:
+            if not s.has("expect"):
+                problems.add(s.key("expect"), "is required (here or at the top of the file)")
+            elif not s.data.get("expect"):
+                problems.add(s.key("expect"), "is empty: give receive: true or false")
         if name and placement and host and count and attachment is not None and expect:
             result.append(ReceiverSpec(name, placement, host, iface, count,
                                        attachment and placement == "pod", expect))

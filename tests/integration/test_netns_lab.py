@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Project
+from tests.conftest import Project, base_lab, make_project
 from tests.integration.observe import iperf_pids, lab_processes, udp_datagrams_in, wait_for
 
 pytestmark = [pytest.mark.netns,
@@ -190,21 +190,32 @@ def test_lab_ssh_runs_a_command_on_a_host(project):
     assert project.lab("ssh", "nohost", "--", "true").returncode == 2
 
 
-def test_attached_pod_gets_the_macvlan_queue_length_from_lab_yaml(project):
+@pytest.mark.parametrize("queue", [None, 5000])
+def test_attached_pod_gets_the_macvlan_queue_length_from_lab_yaml(tmp_path, queue):
+    """`attachment.bcqueuelen` reaches the pod's macvlan; unset, the kernel's 1000 stays."""
     from lab.backends.base import PodSpec
     from lab.backends.netns import NetnsBackend
     from lab.labfile import load_lab
     from lab.state import State
     from lab.ui import Reporter
 
-    project.lab("up", check_codes=(0,))
-    lab = load_lab(project.lab_file)
-    assert lab.attachment.bcqueuelen == 10000
-    backend = NetnsBackend(lab, State(project.dir / ".lab" / lab.name / "state.json"),
-                           Reporter(quiet=True))
-    (pod,) = backend.create_pods([PodSpec("q", True)])
+    attachment = dict(base_lab()["attachment"])
+    if queue is not None:
+        attachment["bcqueuelen"] = queue
+    project = make_project(tmp_path / "proj", attachment=attachment)
     try:
-        details = pod.host.run(["ip", "-d", "link", "show", "eth1"], timeout=10).stdout
-        assert "macvlan mode bridge" in details and "bcqueuelen 10000" in details, details
+        project.lab("up", check_codes=(0,))
+        lab = load_lab(project.lab_file)
+        assert lab.attachment.bcqueuelen == queue
+        backend = NetnsBackend(lab, State(project.dir / ".lab" / lab.name / "state.json"),
+                               Reporter(quiet=True))
+        (pod,) = backend.create_pods([PodSpec("q", True)])
+        try:
+            details = pod.host.run(["ip", "-d", "link", "show", "eth1"], timeout=10).stdout
+            assert "macvlan mode bridge" in details, details
+            assert f"bcqueuelen {queue or 1000}" in details, details
+        finally:
+            backend.delete_pods([pod])
     finally:
-        backend.delete_pods([pod])
+        project.lab("destroy", timeout=120)
+    assert_clean(project)

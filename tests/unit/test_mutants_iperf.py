@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import ipaddress
 
-import pytest
-
 from lab import iperf
 from tests.conftest import REPO
 
@@ -161,9 +159,6 @@ def test_igmp_a_device_line_without_a_name_ends_the_previous_device() -> None:
     assert iperf.parse_igmp(text) == {"eth1": {GROUP, ALL_HOSTS}}
 
 
-@pytest.mark.xfail(strict=True, reason="known bug, reported: the kernel prints the device "
-                   "name as %-10s followed by ':', so a name of 10 or more characters is "
-                   "glued to the colon ('verylongif0:') and the device is never matched")
 def test_igmp_device_names_of_ten_characters_or_more() -> None:
     text = HEADER + "5\tverylongif0:     2      V3\n\t\t\t\t434300E0     1 0:00000000\t\t0\n"
     assert GROUP in iperf.parse_igmp(text).get("verylongif0", set())

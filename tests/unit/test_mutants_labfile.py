@@ -117,7 +117,7 @@ def test_the_repository_lab_loads_to_exactly_this_model() -> None:
         hosts=(HostSpec("mcastsrc", "source", IP("192.168.56.12"), 1024, 1),
                HostSpec("k8s", "node", IP("192.168.56.11"), 4096, 2)),
         attachment=Attachment("eth1-multicast", "eth1", "bridge", IP("192.168.56.13"),
-                              IP("192.168.56.254"), "0.3.1", 10000),
+                              IP("192.168.56.254"), "0.3.1", None),
         pod_subnet=ipaddress.IPv4Network("10.244.0.0/16"),
         vagrant=VagrantSettings(
             "virtualbox",
@@ -146,8 +146,9 @@ def test_defaults_of_every_optional_key(here: Path) -> None:
     del data["backend"], data["network"]["nic"]
     for h in data["hosts"]:
         del h["memory"], h["cpus"]
-    for key in ("ifname", "mode", "cni_version", "bcqueuelen"):
+    for key in ("ifname", "mode", "cni_version"):
         del data["attachment"][key]
+    data["attachment"].pop("bcqueuelen", None)  # lab.yaml leaves it unset (the kernel's)
     del data["vagrant"]["provider"]
     del data["kubernetes"]["iperf_image"]
     lab = _load(here, data)
@@ -374,8 +375,40 @@ def test_a_path_through_a_file_cannot_be_read(here: Path) -> None:
                                            "cannot read: Not a directory")]
 
 
-def test_a_file_of_exactly_the_size_limit_is_read(here: Path) -> None:
-    text = yaml.safe_dump(base_lab())
-    (here / "lab.yaml").write_text(text + "#" * (1024 * 1024 - len(text.encode()) - 1) + "\n")
+def test_a_file_of_exactly_the_size_limit_is_read_whole(here: Path) -> None:
+    # The last byte matters: the name is the file's final line, without a newline.
+    data = base_lab()
+    del data["name"]
+    text = yaml.safe_dump(data)
+    tail = "\nname: mcastz"
+    padding = 1024 * 1024 - len(text.encode()) - len(tail)
+    (here / "lab.yaml").write_text(text + "#" * padding + tail)
     assert (here / "lab.yaml").stat().st_size == 1024 * 1024
-    assert load_lab(Path("lab.yaml")).name == "mcast"
+    assert load_lab(Path("lab.yaml")).name == "mcastz"
+
+
+def test_a_section_that_is_not_a_mapping(here: Path) -> None:
+    data = base_lab()
+    data["network"] = ["192.168.56.0/24"]
+    assert [(p.key, p.message) for p in _problems(here, data)] == [
+        ("network", "must be a mapping, not a list"),
+        ("network.subnet", "is required")]
+
+
+def test_a_file_that_grows_after_its_size_was_checked(here: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The size is checked with fstat before reading; a file that another process makes
+    larger in between is still read only up to the limit, and refused."""
+    (here / "lab.yaml").write_text("#" * (2 * 1024 * 1024))
+    real_fstat = os.fstat
+
+    def fstat_before_it_grew(fd: int) -> os.stat_result:
+        st = real_fstat(fd)
+        return os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, st.st_uid,
+                               st.st_gid, 100, st.st_atime, st.st_mtime, st.st_ctime))
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "fstat", fstat_before_it_grew)
+        with pytest.raises(ConfigError) as info:
+            load_lab(Path("lab.yaml"))
+    assert info.value.problems == [Problem("lab.yaml", "", "is larger than 1048576 bytes")]

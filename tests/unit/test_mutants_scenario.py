@@ -122,10 +122,6 @@ def test_the_name_defaults_to_the_file_name(tmp_path: Path, lab: Lab) -> None:
     assert load_scenario(_scenario(tmp_path, name=None), lab).name == "t"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="known bug, reported: without `name:` and with a file name that is "
-                   "not a valid name, `name` defaults to None (not required), no problem is "
-                   "recorded and load_scenario's `assert name is not None` fails")
 def test_a_file_name_that_is_not_a_name_needs_a_name_key(tmp_path: Path, lab: Lab) -> None:
     bad = tmp_path / "Not A Name.yaml"
     _scenario(tmp_path, name=None).rename(bad)
@@ -298,3 +294,45 @@ def test_an_explicit_bind_that_is_the_senders_address(tmp_path: Path, lab: Lab) 
 def test_descriptions_may_hold_newlines_and_tabs(tmp_path: Path, lab: Lab) -> None:
     s = load_scenario(_scenario(tmp_path, description="two\nlines\tand a tab"), lab)
     assert s.description == "two\nlines\tand a tab"
+
+
+def test_a_receivers_bad_expectation_is_its_only_problem(tmp_path: Path, lab: Lab) -> None:
+    # Without a top-level expect: the bad value is reported, not also "is required".
+    path = _scenario(tmp_path, expect=None, receivers=[
+        {"name": "r", "placement": "pod", "expect": {"receive": "no"}}])
+    assert _problems(path, lab) == [
+        "receivers[0].expect.receive: must be true or false, not a string"]
+
+
+def test_a_receivers_own_receive_false_with_a_percentage(tmp_path: Path, lab: Lab) -> None:
+    path = _scenario(tmp_path, receivers=[
+        {"name": "r", "placement": "pod", "expect": {"receive": False, "min_received_pct": 5}}])
+    assert _problems(path, lab) == [
+        "receivers[0].expect.min_received_pct: makes no sense with receive: false"]
+
+
+def test_an_empty_sender_section_sends_from_the_first_source(tmp_path: Path, lab: Lab) -> None:
+    s = load_scenario(_scenario(tmp_path, sender={}), lab)
+    assert (s.sender_host, str(s.sender_bind)) == ("mcastsrc", "192.168.56.12")
+
+
+def test_two_rates_make_two_named_cases(tmp_path: Path, lab: Lab) -> None:
+    s = load_scenario(_scenario(tmp_path, rate=["1M", "2M"]), lab)
+    assert [c.name for c in s.cases()] == ["t@1M", "t@2M"]
+
+
+def test_an_argument_with_a_slash_is_a_path_even_without_suffix(project: Lab,
+                                                                 tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    shutil.copy(tmp_path / "scenarios" / "fanout.yaml", tmp_path / "mine" / "fanout")
+    (s,) = resolve_scenarios(["mine/fanout"], project)
+    assert (s.name, s.source) == ("fanout", tmp_path / "mine" / "fanout")
+
+
+def test_an_empty_receiver_expectation_is_refused_not_dropped(tmp_path: Path, lab: Lab) -> None:
+    """`expect: {}` on the only receiver, no expectation at the top: once the receiver was
+    silently dropped and the scenario loaded with no receivers."""
+    path = tmp_path / "empty-expect.yaml"
+    path.write_text("name: e\ngroup: 224.0.67.67\nsender: {host: mcastsrc}\n"
+                    "receivers:\n  - {name: r, placement: pod, expect: {}}\n")
+    assert _problems(path, lab) == ["receivers[0].expect: is empty: give receive: true or false"]

@@ -2,7 +2,8 @@
 
 1 lab cost and 2 pod cost curve (bench.lab_cost), 3 fan-out loss (bench.fanout),
 4 throughput ceiling (bench.ceiling), 5 the vagrant path on real VMs (bench.vagrant_path,
-only with --vm: it needs libvirt, QEMU and the test box, and takes about 8 minutes).
+only with --vm: it needs libvirt, QEMU and the test box, and takes about 10 minutes).
+Every figure is a median (min-max) over rounds; A/B settings alternate within a run.
 Each prints its table and writes bench/out/<name>.json.
 """
 
@@ -12,9 +13,13 @@ import subprocess
 import sys
 
 PLAN = [
-    ("lab cost, pod cost curve", ["bench.lab_cost", "--pods", "1,16,64,256"]),
-    ("fan-out loss", ["bench.fanout", "--cases", "16@10M,64@10M,256@10M,16@100M,32@100M"]),
-    ("throughput ceiling", ["bench.ceiling"]),
+    ("lab cost, pod cost curve", ["bench.lab_cost", "--repeat", "3", "--pods", "1,16,64,256"]),
+    ("fan-out loss, 16 and 32 pods at 100 Mbit/s", ["bench.fanout", "--repeat", "3"]),
+    ("fan-out loss, 256 pods at 10 Mbit/s",
+     ["bench.fanout", "--cases", "256@10M", "--repeat", "2", "--duration", "30"]),
+    ("throughput ceiling", ["bench.ceiling", "--repeat", "3", "--rates", "100M,1G,2G,3G"]),
+    ("throughput ceiling, default receive buffer",
+     ["bench.ceiling", "--repeat", "3", "--rates", "500M,1G", "--buffer", "none"]),
 ]
 
 

@@ -3,14 +3,17 @@
 `lab up` against a bare `vagrant up` of the same Vagrantfile and resolved input, a second
 `lab up` on the ready lab, and `lab status` against `vagrant status`, in one run.
 Needs root, the box (tests/vm/build-box.sh) and libvirt (tests/vm/start-libvirt.sh).
-Run:  .venv/bin/python -m bench.vagrant_path      (about 8 minutes; writes bench/out/)
+Run:  .venv/bin/python -m bench.vagrant_path [--repeat 2]  (about 5 minutes a round;
+writes bench/out/). Figures are median (min-max) over rounds whose order alternates.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,7 +23,8 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+from bench.common import REPO, shown, spread
+
 BOX = Path(os.environ.get("LAB_TEST_BOX_DIR", "/var/cache/mcast-lab/box"))
 
 
@@ -34,9 +38,13 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> floa
 
 
 def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=2)
+    args = ap.parse_args()
     sys.path.insert(0, str(REPO))
     from lab import libvirtnet
     from lab.labfile import load_lab
+    from lab.vagrantinput import vagrant_input, write_input
 
     work = Path(tempfile.mkdtemp(prefix="vbench-"))
     data = yaml.safe_load((REPO / "lab.yaml").read_text())
@@ -53,26 +61,46 @@ def main() -> int:
     lab = [sys.executable, "-m", "lab", "-q", "-f", str(work / "lab.yaml")]
     venv = {"LAB_VAGRANT_JSON": str(work / ".lab" / "vagrant.json"),
             "VAGRANT_DEFAULT_PROVIDER": "libvirt"}
-    rows: dict[str, float] = {}
+    model = load_lab(work / "lab.yaml")
+    got: dict[str, list[float]] = {}
+
+    def note(key: str, seconds: float) -> None:
+        got.setdefault(key, []).append(seconds)
+        print(f"  {key}: {seconds:.1f} s", flush=True)
+
     try:
-        rows["lab up (boot + SSH + provision)"] = timed([*lab, "up"], work)
-        rows["second lab up (ready lab)"] = timed([*lab, "up"], work)
-        rows["lab status"] = timed([*lab, "status"], work)
-        rows["vagrant status"] = timed(["vagrant", "status"], work, venv)
-        timed(["vagrant", "destroy", "--force"], work, venv)
-        # vagrant destroy removed the lab's networks; define them as `lab up` does.
-        libvirtnet.ensure(load_lab(work / "lab.yaml"), lambda name: None)
-        rows["bare vagrant up (same Vagrantfile)"] = timed(
-            ["vagrant", "up", "--provider=libvirt", "--parallel", "--no-provision"], work, venv)
+        # Rounds alternate which goes first (bare, lab / lab, bare), so neither always
+        # meets a cold page cache or a freshly uploaded box image.
+        for round_ in range(args.repeat):
+            order = ("bare", "lab") if round_ % 2 == 0 else ("lab", "bare")
+            for which in order:
+                if which == "lab":
+                    note("lab up (boot + SSH + provision)", timed([*lab, "up"], work))
+                    note("second lab up (ready lab)", timed([*lab, "up"], work))
+                    note("lab status", timed([*lab, "status"], work))
+                    note("vagrant status", timed(["vagrant", "status"], work, venv))
+                    timed([*lab, "destroy"], work)
+                else:
+                    # What `lab up` prepares before its `vagrant up`: the input file and
+                    # the isolated networks.
+                    write_input(model, vagrant_input(model, "libvirt"))
+                    libvirtnet.ensure(model, lambda name: None)
+                    note("bare vagrant up (same Vagrantfile)", timed(
+                        ["vagrant", "up", "--provider=libvirt", "--parallel",
+                         "--no-provision"], work, venv))
+                    timed(["vagrant", "destroy", "--force"], work, venv)
     finally:
         subprocess.run([*lab, "destroy"], cwd=work, timeout=900, capture_output=True)
-    rows["ratio lab up / bare vagrant up"] = (rows["lab up (boot + SSH + provision)"]
-                                             / rows["bare vagrant up (same Vagrantfile)"])
+        libvirtnet.remove(list(libvirtnet.wanted_networks(model)))
+    rows: dict[str, object] = {k: spread(v) for k, v in got.items()}
+    rows["ratio lab up / bare vagrant up (medians)"] = (
+        statistics.median(got["lab up (boot + SSH + provision)"])
+        / statistics.median(got["bare vagrant up (same Vagrantfile)"]))
     out = REPO / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
     (out / "vagrant_path.json").write_text(json.dumps(rows, indent=2))
     for k, v in rows.items():
-        print(f"{k:40s} {v:8.2f}")
+        print(f"{k:42s} {shown(v) if isinstance(v, dict) else f'{v:.2f}'}")
     return 0
 
 

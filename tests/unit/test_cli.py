@@ -39,7 +39,12 @@ def test_results_without_runs_is_a_usage_error(lab_file: Path,
 
 def test_unknown_option_is_exit_2(lab_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["up", "--no-such-flag"]) == 2
+    err = capsys.readouterr().err
+    assert err == "lab: No such option '--no-such-flag'.\n", err
     assert main(["--backend", "docker", "up"]) == 2
+    err = capsys.readouterr().err
+    assert "'docker' is not one of 'netns', 'vagrant'" in err, err
+    assert not (lab_file.parent / ".lab").exists()  # refused before anything was made
 
 
 @pytest.mark.skipif(shutil.which("vagrant") is None, reason="vagrant not installed")

@@ -23,6 +23,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(getattr(pytest.mark, kind))
 
 
+def special_input_file(kind: str, folder: Path) -> Path:
+    """A path that is no small regular file, to give where a lab or scenario file goes:
+    a character device, a named pipe, a directory, or a file over the size limit."""
+    if kind == "char-device":
+        return Path("/dev/zero")
+    target = folder / f"{kind}.yaml"
+    if kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "directory":
+        target.mkdir()
+    elif kind == "too-large":
+        target.write_text("# padding\n" * 200_000)  # 2,000,000 bytes
+    else:
+        raise ValueError(kind)
+    return target
+
+
 def base_lab() -> dict:
     return yaml.safe_load((REPO / "lab.yaml").read_text())
 

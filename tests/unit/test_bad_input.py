@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import base_lab
+from tests.conftest import base_lab, special_input_file
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "bad-input"
 HOSTILE = "x; rm -rf / $(reboot) `id` | nc"
@@ -182,17 +182,7 @@ def test_a_scenario_path_that_is_not_a_small_regular_file(kind: str, tmp_path: P
     """Read only regular files of bounded size: /dev/zero once read until MemoryError and a
     named pipe blocked for ever."""
     (tmp_path / "lab.yaml").write_text(yaml.safe_dump(base_lab()))
-    if kind == "char-device":
-        target = Path("/dev/zero")
-    elif kind == "fifo":
-        target = tmp_path / "pipe.yaml"
-        os.mkfifo(target)
-    elif kind == "directory":
-        target = tmp_path / "adir.yaml"
-        target.mkdir()
-    else:
-        target = tmp_path / "big.yaml"
-        target.write_text("# padding\n" * 200_000)
+    target = special_input_file(kind, tmp_path)
     proc = _lab(tmp_path, "run", str(target))  # bounded: _lab has a timeout
     golden = {"char-device": "not a regular file", "fifo": "not a regular file",
               "directory": "a directory", "too-large": "at most 1048576 bytes"}[kind]

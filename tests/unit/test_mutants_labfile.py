@@ -30,7 +30,7 @@ from lab.model import (
     VagrantSettings,
 )
 from lab.scenario import resolve_scenarios
-from tests.conftest import REPO, base_lab
+from tests.conftest import REPO, base_lab, special_input_file
 from tests.unit.test_bad_input import (
     GOLDEN,
     LAB_CASES,
@@ -84,17 +84,7 @@ def test_missing_scenario_file_in_process(here: Path) -> None:
 
 @pytest.mark.parametrize("kind", ["char-device", "fifo", "directory", "too-large"])
 def test_a_path_that_is_not_a_small_regular_file_in_process(kind: str, here: Path) -> None:
-    if kind == "char-device":
-        target = Path("/dev/zero")
-    elif kind == "fifo":
-        target = here / "pipe.yaml"
-        os.mkfifo(target)
-    elif kind == "directory":
-        target = here / "adir.yaml"
-        target.mkdir()
-    else:
-        target = here / "big.yaml"
-        target.write_text("# padding\n" * 200_000)  # 2,000,000 bytes
+    target = special_input_file(kind, here)
     with pytest.raises(ConfigError) as info:
         load_lab(target)
     message = {"char-device": "cannot read: not a regular file",
@@ -213,6 +203,18 @@ def test_a_kernel_command_line_of_500_characters_is_accepted(here: Path) -> None
     assert boot is not None and boot.cmd_line == "x" * 500
 
 
+def _with(path: str, value: Any) -> dict[str, Any]:
+    """lab.yaml's data with the dotted `path` set to `value`."""
+    data = base_lab()
+    data["vagrant"].setdefault("libvirt", {})
+    node: Any = data
+    *parents, last = path.split(".")
+    for p in parents:
+        node = node[int(p)] if p.isdigit() else node[p]
+    node[last] = value
+    return data
+
+
 @pytest.mark.parametrize(("path", "value", "problem"), [
     ("vagrant.libvirt.driver", "xen", "'xen' is not one of: kvm, qemu"),
     ("attachment.cni_version", "0.2.0", "'0.2.0' is not one of: 0.3.0, 0.3.1, 0.4.0, 1.0.0"),
@@ -235,13 +237,7 @@ def test_a_kernel_command_line_of_500_characters_is_accepted(here: Path) -> None
                                             "(use /30 or larger)"),
 ])
 def test_one_bad_value(here: Path, path: str, value: Any, problem: str) -> None:
-    data = base_lab()
-    data["vagrant"].setdefault("libvirt", {})
-    node: Any = data
-    *parents, last = path.split(".")
-    for p in parents:
-        node = node[int(p)] if p.isdigit() else node[p]
-    node[last] = value
+    data = _with(path, value)
     text = yaml.safe_dump(data)
     if value == "2024-01-01":
         text = text.replace("'2024-01-01'", "2024-01-01")
@@ -261,13 +257,7 @@ def test_one_bad_value(here: Path, path: str, value: Any, problem: str) -> None:
     ("attachment.mode", "private"), ("attachment.mode", "vepa"), ("attachment.mode", "passthru"),
 ])
 def test_one_value_at_its_limit(here: Path, path: str, value: Any) -> None:
-    data = base_lab()
-    data["vagrant"].setdefault("libvirt", {})
-    node: Any = data
-    *parents, last = path.split(".")
-    for p in parents:
-        node = node[int(p)] if p.isdigit() else node[p]
-    node[last] = value
+    data = _with(path, value)
     lab = _load(here, data)
     got = {"vagrant.libvirt.driver": lab.vagrant.libvirt.driver,
            "attachment.cni_version": lab.attachment.cni_version,

@@ -42,9 +42,6 @@ class RunArtifacts:
         self.cases: list[dict[str, Any]] = []
         self.final: Path | None = None
 
-    def _free_id(self, base: str) -> str:
-        return _free_name(self.results_dir, base)
-
     def write(self, relative: str, text: str) -> Path:
         path = self.tmp / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,9 +65,7 @@ class RunArtifacts:
             "verdict": overall_verdict(self.cases),
             "scenarios": self.cases,
         }
-        tmp = self.tmp / f".{SUMMARY}.tmp"
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
-        os.replace(tmp, self.tmp / SUMMARY)
+        _write_summary_file(self.tmp, summary)
 
     def finish(self, status: str) -> Path:
         """Write the final summary and move the folder into place; returns its path."""
@@ -78,7 +73,7 @@ class RunArtifacts:
             return self.final
         self._write_summary(final=True, status=status)
         self.write("verdict", overall_verdict(self.cases) + "\n")
-        target = self.results_dir / self._free_id(self.run_id)
+        target = self.results_dir / _free_name(self.results_dir, self.run_id)
         os.rename(self.tmp, target)
         self.final = target
         return target
@@ -124,24 +119,29 @@ def recover_unfinished(results_dir: Path) -> list[str]:
             said.append(f"removed {tmp}: an unfinished run (process {pid} is gone) that "
                         "recorded nothing")
             continue
+        # A run that never finished passed nothing whole: a failed case stays a failure,
+        # anything else is an error.
+        verdict = "fail" if overall_verdict(cases) == "fail" else "error"
         summary.update({"run": summary.get("run", run_id), "status": "interrupted",
-                        "verdict": "error" if not cases else overall_verdict(cases),
-                        "scenarios": cases,
+                        "verdict": verdict, "scenarios": cases,
                         "recovered": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                         "note": f"recovered after its process ({pid}) ended without "
                                 "finishing the run (killed?)"})
-        if cases and summary["verdict"] == "pass":
-            summary["verdict"] = "error"  # a run that never finished passed nothing whole
-        tmp_summary = tmp / f".{SUMMARY}.tmp"
-        tmp_summary.write_text(json.dumps(summary, indent=2) + "\n")
-        os.replace(tmp_summary, summary_path)
-        (tmp / "verdict").write_text(summary["verdict"] + "\n")
+        _write_summary_file(tmp, summary)
+        (tmp / "verdict").write_text(verdict + "\n")
         target = results_dir / _free_name(results_dir, run_id)
         os.rename(tmp, target)
         said.append(f"kept {target} as an interrupted run: its process ({pid}) ended "
                     f"without finishing it ({len(cases)} case(s) recorded, "
                     f"{len(raw)} raw file(s))")
     return said
+
+
+def _write_summary_file(folder: Path, summary: dict[str, Any]) -> None:
+    """summary.json written whole or not at all (a crash never leaves half a file)."""
+    tmp = folder / f".{SUMMARY}.tmp"
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    os.replace(tmp, folder / SUMMARY)
 
 
 def _free_name(folder: Path, base: str) -> str:

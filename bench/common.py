@@ -3,6 +3,7 @@ repeated runs, and the socket buffer sizes a figure depends on."""
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import subprocess
 import sys
@@ -46,8 +47,8 @@ def lab_file(work: Path, prefix: str, **changes: Any) -> Path:
 @contextmanager
 def netns_lab(prefix: str, **changes: Any) -> Iterator[Any]:
     """A netns lab of this benchmark's own (its own name), up, destroyed afterwards."""
-    from lab.backends.netns import NetnsBackend
-    from lab.labfile import load_lab
+    from lab.backends.netns.backend import NetnsBackend
+    from lab.model.labfile import load_lab
     from lab.state import State
     from lab.ui import Reporter
 
@@ -63,10 +64,11 @@ def netns_lab(prefix: str, **changes: Any) -> Iterator[Any]:
 
 
 def run_scenario(backend: Any, scenario: dict[str, Any]) -> dict[str, Any]:
-    """One case of `scenario` (a scenario file's mapping) on `backend`; its outcome."""
-    from lab.results import RunArtifacts
-    from lab.runner import run_case
-    from lab.scenario import load_scenario
+    """One case of `scenario` (a scenario file's mapping) on `backend`; its outcome as the
+    mapping summary.json holds."""
+    from lab.model.scenario import load_scenario
+    from lab.run.artifacts import RunArtifacts
+    from lab.run.runner import run_case
     from lab.ui import Reporter
 
     work = backend.state.path.parent
@@ -75,7 +77,7 @@ def run_scenario(backend: Any, scenario: dict[str, Any]) -> dict[str, Any]:
     case = load_scenario(path, backend.lab).cases()[0]
     artifacts = RunArtifacts(work / "results", "bench", {})
     try:
-        return run_case(case, backend, artifacts, Reporter(quiet=True))
+        return dataclasses.asdict(run_case(case, backend, artifacts, Reporter(quiet=True)))
     finally:
         artifacts.finish("complete")
 

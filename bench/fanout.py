@@ -37,7 +37,7 @@ QUEUE_SHARE_MAX = 0.05
 
 
 def _bps(rate: str) -> int:
-    from lab.fields import rate as parse_rate
+    from lab.model.fields import rate as parse_rate
 
     return parse_rate(rate)
 

@@ -72,9 +72,9 @@ def main() -> int:
     # spent saving the state file (rewritten after every record, so it grows with the
     # number of pods) is measured apart, so "netns + CNI" is not charged with it.
     sys.path.insert(0, str(REPO))
-    from lab.backends.base import PodSpec
-    from lab.backends.netns import NetnsBackend
-    from lab.labfile import load_lab
+    from lab.backends.netns.backend import NetnsBackend
+    from lab.host import PodSpec
+    from lab.model.labfile import load_lab
     from lab.state import State
     from lab.ui import Reporter
 
@@ -99,7 +99,7 @@ def main() -> int:
     try:
         for _ in range(args.repeat):
             for n in sizes:
-                specs = [PodSpec(f"p{i}", True) for i in range(n)]
+                specs = [PodSpec(f"p{i}", True, "bench", ("iperf", "-s"), 60) for i in range(n)]
                 mem0 = _mem_available_kb()
                 state_time[0] = 0.0
                 t0 = time.perf_counter()

@@ -42,9 +42,9 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
-    from lab import libvirtnet
-    from lab.labfile import load_lab
-    from lab.vagrantinput import vagrant_input, write_input
+    from lab.backends.vagrant import libvirtnet
+    from lab.backends.vagrant.inputs import vagrant_input, write_input
+    from lab.model.labfile import load_lab
 
     work = Path(tempfile.mkdtemp(prefix="vbench-"))
     data = yaml.safe_load((REPO / "lab.yaml").read_text())

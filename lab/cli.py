@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -19,22 +19,17 @@ from typing import Any
 import click
 from rich.console import Console
 
-from lab import backends, doctor
+from lab import backends, names, registry
 from lab.backends.base import Backend
 from lab.errors import ConfigError, Interrupted, LabError, UsageError
-from lab.labfile import load_lab, shown_path
-from lab.model import Lab
-from lab.report import print_doctor, print_scenarios, print_status, print_summary
-from lab.results import (
-    RunArtifacts,
-    latest_run,
-    load_summary,
-    overall_verdict,
-    recover_unfinished,
-)
-from lab.runner import run_case
-from lab.scenario import Scenario, format_rate, resolve_scenarios
-from lab.state import State, argv_summary, lab_dir, lab_lock
+from lab.model.lab import Lab
+from lab.model.labfile import load_lab, shown_path
+from lab.model.scenario import Scenario, format_rate, resolve_scenarios
+from lab.report.console import print_doctor, print_scenarios, print_status, print_summary
+from lab.run.artifacts import RunArtifacts, latest_run, recover_unfinished
+from lab.run.outcome import overall_verdict, read_summary, to_json
+from lab.run.runner import run_case
+from lab.state import State, argv_summary, lab_lock
 from lab.ui import Reporter
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INFRA = 0, 1, 2, 3
@@ -59,7 +54,8 @@ class Context:
     stdout: Console
     reporter: Reporter
     _lab: Lab | None = None
-    provider_option: str | None = None
+    # Options only some backends take (lab.registry), as given on the command line.
+    options: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def lab(self) -> Lab:
@@ -68,7 +64,7 @@ class Context:
         return self._lab
 
     def state(self) -> State:
-        return State(lab_dir(self.lab.project_dir, self.lab.name) / "state.json")
+        return State(names.state_file(self.lab.project_dir, self.lab.name))
 
     def backend(self, state: State) -> Backend:
         name = self.backend_option or state.data.get("backend") or self.lab.backend
@@ -76,11 +72,11 @@ class Context:
         if self.backend_option and recorded and recorded != self.backend_option:
             raise UsageError(f"lab {self.lab.name} is up with the {recorded} backend; "
                              f"`lab destroy` it before using --backend {self.backend_option}")
-        return backends.make(name, self.lab, state, self.reporter, self.provider_option)
+        return backends.make(name, self.lab, state, self.reporter, self.options)
 
     @contextlib.contextmanager
     def locked(self, what: str) -> Iterator[State]:
-        with lab_lock(lab_dir(self.lab.project_dir, self.lab.name), what):
+        with lab_lock(names.lab_dir(self.lab.project_dir, self.lab.name), what):
             yield self.state()
 
 
@@ -96,7 +92,7 @@ def pass_ctx(func: Callable[..., None]) -> Callable[..., None]:
             c.backend_option = backend
         func(c, *args, **kwargs)
 
-    option = click.option("--backend", type=click.Choice(backends.NAMES), default=None,
+    option = click.option("--backend", type=click.Choice(registry.NAMES), default=None,
                           help="Backend (same as before the command).")
     return option(_pass_ctx(wrapper))
 
@@ -104,7 +100,7 @@ def pass_ctx(func: Callable[..., None]) -> Callable[..., None]:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-f", "--file", "file", type=click.Path(path_type=Path), default=Path("lab.yaml"),
               show_default=True, help="The lab file.")
-@click.option("--backend", type=click.Choice(backends.NAMES), default=None,
+@click.option("--backend", type=click.Choice(registry.NAMES), default=None,
               help="Backend (default: the one the lab is up with, else the lab file's).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @click.pass_context
@@ -116,13 +112,26 @@ def cli(ctx: click.Context, file: Path, backend: str | None, quiet: bool) -> Non
                       Reporter(quiet=quiet))
 
 
+def backend_options(func: Callable[..., None]) -> Callable[..., None]:
+    """The options that some backends take (lab.registry), each once, into c.options."""
+
+    @functools.wraps(func)
+    def wrapper(c: Context, *args: Any, **kwargs: Any) -> None:
+        for option in registry.OPTIONS:
+            c.options[option.name] = kwargs.pop(option.name)
+        func(c, *args, **kwargs)
+
+    for option in registry.OPTIONS:
+        wrapper = click.option(f"--{option.name}", type=click.Choice(option.choices),
+                               default=None, help=option.help)(wrapper)
+    return wrapper
+
+
 @cli.command()
-@click.option("--provider", type=click.Choice(("virtualbox", "libvirt")), default=None,
-              help="Vagrant provider (default: the lab file's vagrant.provider).")
 @pass_ctx
-def up(c: Context, provider: str | None) -> None:
+@backend_options
+def up(c: Context) -> None:
     """Create the lab's hosts and network (idempotent)."""
-    c.provider_option = provider
     with c.locked(argv_summary()) as state:
         c.backend(state).up()
     c.reporter.info(f"lab {c.lab.name} is up; next: `lab run` (scenarios in "
@@ -186,7 +195,7 @@ def _run_and_report(c: Context, backend: Backend, scenarios: list[Scenario]) -> 
     finally:
         folder = artifacts.finish(status)
         if artifacts.cases:
-            print_summary(c.stdout, load_summary(folder))
+            print_summary(c.stdout, read_summary(folder))
         c.reporter.info(f"results: {folder}")
     return overall_verdict(artifacts.cases)
 
@@ -198,9 +207,9 @@ def _run_and_report(c: Context, backend: Backend, scenarios: list[Scenario]) -> 
 def results(c: Context, run_dir: Path | None, as_json: bool) -> None:
     """Show a run's results (the last run by default)."""
     folder = run_dir or latest_run(c.lab.project_dir / "results")
-    summary = load_summary(folder)
+    summary = read_summary(folder)
     if as_json:
-        c.stdout.print_json(json.dumps(summary))
+        c.stdout.print_json(json.dumps(to_json(summary)))
     else:
         print_summary(c.stdout, summary)
         c.stdout.print(f"[dim]{folder}[/dim]")
@@ -269,36 +278,37 @@ def ssh(c: Context, host_name: str, argv: tuple[str, ...]) -> None:
               help="The node's lab NIC, as the NAD's macvlan master.")
 @_pass_ctx  # reads files only: no --backend after the command
 def manifests(c: Context, scenario: str | None, master: str) -> None:
-    """Print the NetworkAttachmentDefinition and a scenario's receiver pods as YAML."""
-    from lab.fields import ifname
-    from lab.manifests import dump_all, nad_manifest, scenario_manifests
+    """Print the NetworkAttachmentDefinition and a scenario's receiver pods as YAML: the
+    very objects `lab run` applies on the vagrant backend."""
+    from lab.kube.kubectl import dump_all
+    from lab.kube.manifests import RECEIVER_ANNOTATION, lab_manifests
+    from lab.model.fields import ifname
+    from lab.run.runner import receiver_pod_specs
 
     try:
         ifname(master)
     except ValueError as exc:
         raise UsageError(f"--master: {exc}") from None
-    if scenario is None:
-        docs = [nad_manifest(c.lab, master)]
-    else:
+    pods = []
+    if scenario is not None:
         (loaded,) = resolve_scenarios([scenario], c.lab)
-        docs = [d for case in loaded.cases()[:1]
-                for d in scenario_manifests(c.lab, case, master)]
+        pods = receiver_pod_specs(loaded.cases()[0])
+    docs = lab_manifests(c.lab, master, pods)
+    if pods:
+        click.echo(f"# Receiver pods only wait: `lab run` runs in each the command of its\n"
+                   f"# {RECEIVER_ANNOTATION} annotation (kubectl exec POD -- COMMAND).")
     click.echo(dump_all(docs), nl=False)
 
 
 @cli.command(name="doctor")
 @click.option("--json", "as_json", is_flag=True, help="The checks as a JSON list (name, ok, "
               "message, fix, blocking).")
-@click.option("--provider", type=click.Choice(("virtualbox", "libvirt")), default=None,
-              help="Vagrant provider to check (default: the lab file's vagrant.provider).")
 @pass_ctx
-def doctor_cmd(c: Context, as_json: bool, provider: str | None) -> None:
+@backend_options
+def doctor_cmd(c: Context, as_json: bool) -> None:
     """Check this machine for the chosen backend and say how to fix what is missing."""
     name = c.backend_option or c.lab.backend
-    if provider is not None and name != "vagrant":
-        raise UsageError(f"--provider is a vagrant option; the backend here is {name} "
-                         "(add --backend vagrant)")
-    checks = doctor.checks_for(name, c.lab, provider)
+    checks = backends.checks(name, c.lab, c.options)
     if as_json:
         c.stdout.print_json(json.dumps([ch.as_dict() for ch in checks]))
     else:

@@ -7,6 +7,7 @@ Kubernetes pod through `kubectl exec`. Every command has a timeout and returns a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from lab.command import Result
@@ -44,3 +45,17 @@ class Host(Protocol):
     def start(self, argv: Sequence[str], *, timeout: float) -> Process:
         """Start `argv` in the background; it ends by itself after `timeout` seconds."""
         ...
+
+
+@dataclass(frozen=True)
+class PodSpec:
+    """A receiver pod the runner asks for: the receiver (group member) it is, whether it
+    carries the lab's attachment, the case it belongs to (a case's pods are made and removed
+    together), and the receiver command that will run in it, for how long. A Kubernetes pod
+    is built from all of it (lab.kube.manifests); a netns pod needs the first two."""
+
+    name: str
+    attachment: bool
+    case: str
+    receiver_argv: tuple[str, ...]
+    listen_s: int

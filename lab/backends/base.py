@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
+import enum
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from lab.host import Host
-from lab.model import Lab
+from lab.host import Host, PodSpec
+from lab.model.lab import Lab
 from lab.state import State
 from lab.ui import Reporter
-
-
-@dataclass(frozen=True)
-class PodSpec:
-    """A receiver pod: its name and whether it carries the lab's attachment."""
-
-    name: str
-    attachment: bool
 
 
 @dataclass(frozen=True)
@@ -27,10 +21,26 @@ class Pod:
     attachment: bool
 
 
+class HostState(enum.StrEnum):
+    """What a backend can say about one host of the lab (shown by `lab status`)."""
+
+    RUNNING = "running"
+    NOT_CREATED = "not created"  # the lab never made it (or destroy removed it)
+    MISSING = "missing"  # recorded as made, but gone (deleted behind the lab's back)
+    STOPPED = "stopped"  # a VM that exists and is not running (halted, saved, paused)
+    UNKNOWN = "unknown"  # the backend could not tell
+
+
+class LabState(enum.StrEnum):
+    UP = "up"
+    DOWN = "down"
+    PARTIAL = "partial"
+
+
 @dataclass(frozen=True)
 class HostStatus:
     name: str
-    state: str  # "running", "missing", "not created", or a provider's word
+    state: HostState
     address: str
     detail: str = ""
 
@@ -39,26 +49,44 @@ class HostStatus:
 class LabStatus:
     lab: str
     backend: str
-    state: str  # "up", "down", "partial"
+    state: LabState
     hosts: tuple[HostStatus, ...]
     pods: tuple[str, ...]
-    extra: dict[str, Any] = field(default_factory=dict)
+    provider: str | None = None  # a VM backend's provider
 
     def as_dict(self) -> dict[str, Any]:
-        return {"lab": self.lab, "backend": self.backend, "state": self.state,
-                "hosts": [h.__dict__ for h in self.hosts], "pods": list(self.pods),
-                **self.extra}
+        data: dict[str, Any] = {
+            "lab": self.lab, "backend": self.backend, "state": str(self.state),
+            "hosts": [{"name": h.name, "state": str(h.state), "address": h.address,
+                       "detail": h.detail} for h in self.hosts],
+            "pods": list(self.pods)}
+        if self.provider is not None:
+            data["provider"] = self.provider
+        return data
+
+
+def overall_state(hosts: tuple[HostStatus, ...], finished_up: bool) -> LabState:
+    """up: every host running and `up` finished; down: no host made; partial otherwise."""
+    states = {h.state for h in hosts}
+    if states == {HostState.RUNNING} and finished_up:
+        return LabState.UP
+    if states <= {HostState.NOT_CREATED}:
+        return LabState.DOWN
+    return LabState.PARTIAL
 
 
 class Backend(ABC):
-    """Realizes a lab. One module per backend; chosen by name in `lab.backends.make`."""
+    """Realizes a lab. One package per backend, listed in `lab.registry`, made by
+    `lab.backends.make`; `options` holds only the options its registry entry declares."""
 
     name: str
 
-    def __init__(self, lab: Lab, state: State, reporter: Reporter) -> None:
+    def __init__(self, lab: Lab, state: State, reporter: Reporter, *,
+                 options: Mapping[str, str] | None = None) -> None:
         self.lab = lab
         self.state = state
         self.reporter = reporter
+        self.options = dict(options or {})
 
     @abstractmethod
     def preflight(self) -> None:

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.sshhost import SshHost
-from lab.vagrantcli import SshTarget
+from lab.remote.ssh import SshHost, SshTarget
 
 SSHD = "/usr/sbin/sshd"
 

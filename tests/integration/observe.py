@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from lab.iperf import parse_igmp
-from lab.nshost import OWNER_ENV
+from lab.names import OWNER_ENV
+from lab.run.iperf import parse_igmp
 from tests.conftest import Project
 
 T = TypeVar("T")

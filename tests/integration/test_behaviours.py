@@ -204,10 +204,10 @@ def test_a_receiver_that_never_joins_times_out(project: Project,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """A receiver process that runs but never joins (here `sleep`, in the lab's node
     namespace): the wait ends at its deadline with an error naming it."""
-    from lab import runner
+    from lab.backends.netns.host import NamespaceHost
     from lab.errors import BackendError
-    from lab.nshost import NamespaceHost
-    from lab.scenario import Expectation, ReceiverSpec
+    from lab.model.scenario import Expectation, ReceiverSpec
+    from lab.run import runner
 
     project.lab("up", check_codes=(0,))
     monkeypatch.setattr(runner, "JOIN_TIMEOUT_S", 1.0)

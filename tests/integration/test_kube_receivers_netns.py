@@ -22,16 +22,17 @@ from typing import Any
 import pytest
 import yaml
 
-from lab.backends.base import Pod, PodSpec
-from lab.backends.netns import NetnsBackend
-from lab.backends.vagrant import VagrantBackend
+from lab.backends.base import Pod
+from lab.backends.netns.backend import NetnsBackend
+from lab.backends.vagrant.backend import VagrantBackend
+from lab.cli import main
 from lab.command import Result
-from lab.host import Process
-from lab.labfile import load_lab
-from lab.manifests import NETWORKS_ANNOTATION
-from lab.results import RunArtifacts
-from lab.runner import run_case
-from lab.scenario import resolve_scenarios
+from lab.host import PodSpec, Process
+from lab.kube.manifests import NETWORKS_ANNOTATION, attached, receiver_argv
+from lab.model.labfile import load_lab
+from lab.model.scenario import resolve_scenarios
+from lab.run.artifacts import RunArtifacts
+from lab.run.runner import run_case
 from lab.state import State
 from lab.ui import Reporter
 from tests.conftest import REPO, make_project
@@ -62,8 +63,8 @@ class KubectlOnNamespaces:
         if "apply" in argv:
             docs = list(yaml.safe_load_all(input or ""))
             self.manifests.extend(docs)
-            specs = [PodSpec(d["metadata"]["name"],
-                             NETWORKS_ANNOTATION in d["metadata"].get("annotations", {}))
+            specs = [PodSpec(d["metadata"]["name"], attached(d), "-",
+                             tuple(receiver_argv(d)), d["spec"]["activeDeadlineSeconds"])
                      for d in docs]
             for pod in self.lab.create_pods(specs):
                 self.pods[pod.name] = pod
@@ -91,7 +92,8 @@ def backends(tmp_path: Path) -> Iterator[tuple[VagrantBackend, KubectlOnNamespac
     try:
         state = State(project.dir / ".lab" / lab.name / "state.json")
         state.data["status"] = "up"
-        vagrant = VagrantBackend(lab, state, Reporter(quiet=True), "libvirt")
+        vagrant = VagrantBackend(lab, state, Reporter(quiet=True),
+                             options={"provider": "libvirt"})
         node = KubectlOnNamespaces("k8s", netns)
         hosts = {"k8s": node, "mcastsrc": netns.host("mcastsrc")}
         vagrant.host = lambda name: hosts[name]  # type: ignore[method-assign]
@@ -111,13 +113,17 @@ def test_pod_scenarios_through_kubectl_with_real_traffic(
                     for s in scenarios]
     finally:
         artifacts.finish("complete")
-    attached, plain = outcomes
+    attached_case, plain = outcomes
     # Real counts: the attached pod got every datagram the real sender sent.
-    assert attached["error"] is None and attached["verdict"] == "pass", attached
-    assert attached["sent"] >= 440
-    assert attached["receivers"][0]["received"] == attached["sent"]
-    assert plain["verdict"] == "pass" and plain["receivers"][0]["received"] == 0
-    assert plain["sent"] >= 440
+    attached = attached_case
+    assert attached.error is None and attached.verdict == "pass", attached
+    assert attached.sent is not None and attached.sent >= 440
+    assert attached.receivers[0].received == attached.sent
+    assert plain.verdict == "pass" and plain.receivers[0].received == 0
+    assert plain.sent is not None and plain.sent >= 440
+    # Per-second rows are kept: about one a second of the 5 s stream, adding up.
+    rows = attached.receivers[0].intervals
+    assert 4 <= len(rows) <= 6 and sum(r.received for r in rows) >= attached.sent - 100
     # The manifests applied carry the annotation only on the attached pod.
     assert [d["metadata"].get("annotations") for d in node.manifests] == \
         [{NETWORKS_ANNOTATION: "eth1-multicast@eth1"}, None]
@@ -129,3 +135,25 @@ def test_pod_scenarios_through_kubectl_with_real_traffic(
     assert len(deletes) == 2 and all("--ignore-not-found" in c for c in deletes)
     assert vagrant.state.mapping("pod_runs") == {}
     assert node.pods == {} and node.lab.state.mapping("pods") == {}
+
+
+def test_lab_manifests_prints_exactly_the_pods_the_runner_applies(
+        backends: tuple[VagrantBackend, KubectlOnNamespaces], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    vagrant, node = backends
+    (scenario,) = resolve_scenarios(["pod-multus"], vagrant.lab)
+    artifacts = RunArtifacts(tmp_path / "results", "t", {})
+    try:
+        outcome = run_case(scenario.cases()[0], vagrant, artifacts, Reporter(quiet=True))
+    finally:
+        artifacts.finish("complete")
+    assert outcome.verdict == "pass", outcome
+    capsys.readouterr()
+    assert main(["-f", str(vagrant.lab.source), "manifests", "pod-multus"]) == 0
+    printed = list(yaml.safe_load_all(capsys.readouterr().out))
+    assert [d["kind"] for d in printed] == ["NetworkAttachmentDefinition", "Pod"]
+    # The very objects: the applied pod equals the printed one, key for key.
+    assert node.manifests == printed[1:]
+    # And the receiver the runner ran in it is the one the printed pod names.
+    (receiver,) = [c for c in node.commands if "exec" in c and "iperf" in c]
+    assert list(receiver[receiver.index("--") + 1:]) == receiver_argv(printed[1])

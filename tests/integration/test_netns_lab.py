@@ -193,9 +193,9 @@ def test_lab_ssh_runs_a_command_on_a_host(project):
 @pytest.mark.parametrize("queue", [None, 5000])
 def test_attached_pod_gets_the_macvlan_queue_length_from_lab_yaml(tmp_path, queue):
     """`attachment.bcqueuelen` reaches the pod's macvlan; unset, the kernel's 1000 stays."""
-    from lab.backends.base import PodSpec
-    from lab.backends.netns import NetnsBackend
-    from lab.labfile import load_lab
+    from lab.backends.netns.backend import NetnsBackend
+    from lab.host import PodSpec
+    from lab.model.labfile import load_lab
     from lab.state import State
     from lab.ui import Reporter
 
@@ -209,7 +209,7 @@ def test_attached_pod_gets_the_macvlan_queue_length_from_lab_yaml(tmp_path, queu
         assert lab.attachment.bcqueuelen == queue
         backend = NetnsBackend(lab, State(project.dir / ".lab" / lab.name / "state.json"),
                                Reporter(quiet=True))
-        (pod,) = backend.create_pods([PodSpec("q", True)])
+        (pod,) = backend.create_pods([PodSpec("q", True, "t", ("iperf", "-s"), 60)])
         try:
             details = pod.host.run(["ip", "-d", "link", "show", "eth1"], timeout=10).stdout
             assert "macvlan mode bridge" in details, details

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab.backends.netns import NetnsBackend
-from lab.labfile import load_lab
-from lab.results import RunArtifacts
-from lab.runner import run_case
-from lab.scenario import resolve_scenarios
+from lab.backends.netns.backend import NetnsBackend
+from lab.model.labfile import load_lab
+from lab.model.scenario import resolve_scenarios
+from lab.run.artifacts import RunArtifacts
+from lab.run.runner import run_case
 from lab.state import State
 from lab.ui import Reporter
 from tests.conftest import make_project
@@ -73,8 +73,8 @@ def test_fifty_cycles(tmp_path: Path) -> None:
         finally:
             artifacts.finish("complete")
             backend.destroy()
-        got = [(o["verdict"], o["receivers"][0]["received"] == o["sent"],
-                o["receivers"][0]["received"]) for o in outcomes]
+        got = [(o.verdict, o.receivers[0].received == o.sent, o.receivers[0].received)
+               for o in outcomes]
         assert got[0][:2] == ("pass", True) and got[1][:2] == ("pass", True), (cycle, got)
         assert got[2][0] == "pass" and got[2][2] == 0, (cycle, got)
     assert _owned(project.name) == before

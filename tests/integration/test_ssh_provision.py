@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from lab.errors import BackendError, CommandFailed
-from lab.provision import PROVISION_DIR, Provisioner, Step, load_steps
-from lab.sshhost import SshHost
+from lab.remote.provision import PROVISION_DIR, Provisioner, Step, load_steps
+from lab.remote.ssh import SshHost
 from lab.ui import Reporter
 
 pytestmark = pytest.mark.sshd
@@ -91,7 +91,7 @@ def test_engine_reports_failing_step_with_command_status_and_tail(sshd_host: Ssh
 def test_engine_retries_transient_exit_until_it_succeeds(sshd_host: SshHost, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch
                                                          ) -> None:
-    import lab.provision as provision
+    import lab.remote.provision as provision
 
     monkeypatch.setattr(provision, "RETRY_WAIT_S", 0.1)
     counter = tmp_path / "n"
@@ -146,7 +146,7 @@ def test_engine_gives_up_on_a_transient_exit_at_its_deadline(sshd_host: SshHost,
                                                              tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch
                                                              ) -> None:
-    import lab.provision as provision
+    import lab.remote.provision as provision
 
     monkeypatch.setattr(provision, "RETRY_WAIT_S", 0.2)
     counter = tmp_path / "n"
@@ -172,7 +172,7 @@ def test_failures_on_several_hosts_are_reported_together(tmp_path: Path) -> None
     import subprocess
     import uuid
 
-    from lab.nshost import NamespaceHost
+    from lab.backends.netns.host import NamespaceHost
 
     if os.geteuid() != 0:
         pytest.skip("needs root for namespaces")

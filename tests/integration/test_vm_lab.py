@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab.vagrantcli import parse_status
+from lab.backends.vagrant.cli import parse_status
 from tests.conftest import REPO, make_project
 
 BOX_DIR = Path(os.environ.get("LAB_TEST_BOX_DIR", "/var/cache/mcast-lab/box"))

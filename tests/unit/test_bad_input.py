@@ -228,7 +228,7 @@ def test_every_string_field_of_the_lab_refuses_shell_metacharacters(tmp_path: Pa
     walk(base, ())
     assert len(leaves) >= 20
     from lab.errors import ConfigError
-    from lab.labfile import load_lab
+    from lab.model.labfile import load_lab
 
     for path in leaves:
         data = copy.deepcopy(base)

@@ -148,10 +148,13 @@ def test_destroy_recovers_runs_left_by_a_killed_lab_run(
     kept = results / f".tmp-20261129-010000-pod-multus-{dead}"
     (kept / "raw" / "pod-multus").mkdir(parents=True)
     (kept / "raw" / "pod-multus" / "sender.txt").write_text("Sent 451 datagrams\n")
-    case = {"name": "host-baseline", "verdict": "pass", "receivers": []}
+    case = {"name": "host-baseline", "scenario": "host-baseline", "file": "s.yaml",
+            "verdict": "pass", "error": None, "group": "224.0.67.67", "rate_bps": 1050000,
+            "duration_s": 5, "sent": 450, "elapsed_s": 6.2, "receivers": []}
     (kept / "summary.json").write_text(json.dumps(
-        {"run": "20261129-010000-pod-multus", "status": "running", "verdict": "pass",
-         "scenarios": [case]}))
+        {"schema": 1, "run": "20261129-010000-pod-multus", "lab": "t", "backend": "netns",
+         "lab_file": "lab.yaml", "started": "2026-11-29T01:00:00+00:00", "finished": None,
+         "status": "running", "verdict": "pass", "scenarios": [case]}))
     empty = results / f".tmp-20261129-020000-run-{dead}"
     (empty / "resolved").mkdir(parents=True)
     alive = results / f".tmp-20261129-030000-run-{os.getpid()}"
@@ -170,3 +173,19 @@ def test_destroy_recovers_runs_left_by_a_killed_lab_run(
     # `lab results` shows the recovered run as the last one.
     assert main(["results", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "interrupted"
+
+
+def test_a_killed_runs_summary_this_lab_cannot_read_is_kept_not_overwritten(
+        lab_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    results = lab_file.parent / "results"
+    kept = results / f".tmp-20261129-010000-pod-multus-{_dead_pid()}"
+    (kept / "raw").mkdir(parents=True)
+    (kept / "raw" / "sender.txt").write_text("Sent 451 datagrams\n")
+    odd = json.dumps({"run": "x", "scenarios": [{"name": "half a case"}]})
+    (kept / "summary.json").write_text(odd)
+    assert main(["destroy"]) == 0
+    target = results / "20261129-010000-pod-multus"
+    assert (target / "summary-unreadable.json").read_text() == odd
+    summary = json.loads((target / "summary.json").read_text())
+    assert (summary["schema"], summary["status"], summary["verdict"]) == \
+        (1, "interrupted", "error")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from lab import iperf
+from lab.run import iperf
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "iperf"
 

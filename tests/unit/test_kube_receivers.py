@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab.backends.vagrant import VagrantBackend
+from lab.backends.vagrant.backend import VagrantBackend
 from lab.command import Result
 from lab.errors import BackendError
-from lab.labfile import load_lab
+from lab.model.labfile import load_lab
 from lab.state import State
 from lab.ui import Reporter
 from tests.conftest import REPO
@@ -62,7 +62,8 @@ def backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[VagrantBac
     lab = load_lab(tmp_path / "lab.yaml")
     state = State(tmp_path / ".lab" / lab.name / "state.json")
     state.data["status"] = "up"
-    b = VagrantBackend(lab, state, Reporter(quiet=True), "libvirt")
+    b = VagrantBackend(lab, state, Reporter(quiet=True),
+                             options={"provider": "libvirt"})
     hosts = {"k8s": FakeKubectlNode("k8s")}
     monkeypatch.setattr(b, "host", lambda name: hosts[name])
     monkeypatch.setattr(b, "lab_nic", lambda name: "eth1")
@@ -72,10 +73,10 @@ def backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[VagrantBac
 def test_pods_not_ready_are_described_and_deleted(backend) -> None:
     b, hosts = backend
     hosts["k8s"].fail_wait = True
-    from lab.backends.base import PodSpec
+    from lab.host import PodSpec
 
     with pytest.raises(BackendError, match="not Ready") as info:
-        b.create_pods([PodSpec("pod-attached", True)])
+        b.create_pods([PodSpec("pod-attached", True, "pod-multus", ("iperf", "-s"), 60)])
     assert "timed out waiting" in str(info.value)
     commands = hosts["k8s"].commands
     assert any("describe" in c for c in commands)
@@ -88,8 +89,9 @@ def test_pods_refused_when_kubernetes_is_not_provisioned(tmp_path: Path) -> None
     data["kubernetes"]["provision"] = False
     (tmp_path / "lab.yaml").write_text(yaml.safe_dump(data))
     lab = load_lab(tmp_path / "lab.yaml")
-    b = VagrantBackend(lab, State(tmp_path / "s.json"), Reporter(quiet=True), "libvirt")
-    from lab.backends.base import PodSpec
+    b = VagrantBackend(lab, State(tmp_path / "s.json"), Reporter(quiet=True),
+                             options={"provider": "libvirt"})
+    from lab.host import PodSpec
 
     with pytest.raises(BackendError, match="kubernetes.provision: false"):
-        b.create_pods([PodSpec("p", True)])
+        b.create_pods([PodSpec("p", True, "pod-multus", ("iperf", "-s"), 60)])

@@ -1,5 +1,6 @@
 """Rendered manifests: pods validated offline against the Kubernetes schemas of the pinned
-minor (kubernetes-validate), the NAD checked against what Multus reads from it."""
+minor (kubernetes-validate), the NAD checked against what Multus reads from it, and `lab
+manifests` printing exactly the objects the runner has the vagrant backend apply."""
 
 from __future__ import annotations
 
@@ -10,13 +11,18 @@ import pytest
 import yaml
 
 from lab.cli import main
-from lab.labfile import load_lab
-from lab.manifests import NETWORKS_ANNOTATION, nad_manifest, scenario_manifests
-from lab.scenario import resolve_scenarios
+from lab.kube.manifests import NETWORKS_ANNOTATION, lab_manifests, nad_manifest, receiver_argv
+from lab.model.labfile import load_lab
+from lab.model.scenario import Case, resolve_scenarios
+from lab.run.runner import receiver_pod_specs
 from tests.conftest import REPO
 
 LAB = load_lab(REPO / "lab.yaml")
 K8S_VERSION = f"{LAB.kubernetes.minor}.0"
+
+
+def scenario_manifests(lab: object, case: Case, master: str) -> list[dict]:
+    return lab_manifests(LAB, master, receiver_pod_specs(case))
 
 
 def test_nad_matches_the_walkthrough_shape_and_the_lab() -> None:
@@ -50,7 +56,7 @@ def test_every_pod_manifest_validates_against_the_pinned_kubernetes(scenario: st
         for pod in pods:
             kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
             attached = NETWORKS_ANNOTATION in pod["metadata"].get("annotations", {})
-            command = pod["spec"]["containers"][0]["command"]
+            command = receiver_argv(pod)  # what the runner runs in the pod
             bound = command[command.index("-B") + 1]
             if attached:
                 assert pod["metadata"]["annotations"][NETWORKS_ANNOTATION] == \

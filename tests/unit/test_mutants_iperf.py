@@ -1,4 +1,4 @@
-"""The iperf2 parsers (lab.iperf), field by field: tests written to kill the mutants mutmut
+"""The iperf2 parsers (lab.run.iperf), field by field: tests written to kill the mutants mutmut
 found surviving. Inputs are the real captured iperf 2.1.8 reports of tests/data/iperf, or
 lines of them cut or changed as a receiver stopped at another moment would have printed
 them (each such change is named where it is made)."""
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from lab import iperf
+from lab.run import iperf
 from tests.conftest import REPO
 
 DATA = REPO / "tests" / "data" / "iperf"

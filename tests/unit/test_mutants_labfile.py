@@ -2,8 +2,8 @@
 
 test_bad_input.py runs each malformed file through `python -m lab` in a subprocess, which
 imports the installed, unmutated code, so none of its ~150 cases can kill a mutant. Here the
-same inputs (its LAB_CASES and SCENARIO_CASES) go to lab.labfile.load_lab and
-lab.scenario.resolve_scenarios directly, and the problems must read exactly as the golden
+same inputs (its LAB_CASES and SCENARIO_CASES) go to lab.model.labfile.load_lab and
+lab.model.scenario.resolve_scenarios directly, and the problems must read exactly as the golden
 files the CLI is held to: `lab: invalid input:` followed by the ConfigError's lines.
 """
 
@@ -18,8 +18,7 @@ import pytest
 import yaml
 
 from lab.errors import ConfigError, Problem
-from lab.labfile import load_lab
-from lab.model import (
+from lab.model.lab import (
     Attachment,
     Box,
     DirectBoot,
@@ -29,7 +28,8 @@ from lab.model import (
     LibvirtSettings,
     VagrantSettings,
 )
-from lab.scenario import resolve_scenarios
+from lab.model.labfile import load_lab
+from lab.model.scenario import resolve_scenarios
 from tests.conftest import REPO, base_lab, special_input_file
 from tests.unit.test_bad_input import (
     GOLDEN,

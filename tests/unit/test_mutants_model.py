@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 
-from lab.labfile import load_lab
+from lab.model.labfile import load_lab
 from tests.conftest import REPO
 
 

@@ -1,5 +1,5 @@
-"""The runner's verdict code (lab.runner.judge, _outcome, _receiver_outcome) and the run's
-overall verdict (lab.results.overall_verdict), pinned down to the values and keys the
+"""The runner's verdict code (lab.run.runner.judge, _outcome, _receiver_outcome) and the run's
+overall verdict (lab.run.artifacts.overall_verdict), pinned down to the values and keys the
 summary carries: tests written to kill the mutants mutmut found surviving.
 
 Receiver outputs are real captured iperf 2.1.8 reports (tests/data/iperf); the sender
@@ -8,17 +8,18 @@ counts are those of the same captured streams.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from lab import runner
-from lab.labfile import load_lab
-from lab.results import overall_verdict
-from lab.runner import Endpoint, _outcome, _receiver_outcome, judge
-from lab.scenario import Case, Expectation, ReceiverSpec, load_scenario
+from lab.model.labfile import load_lab
+from lab.model.scenario import Case, Expectation, ReceiverSpec, load_scenario
+from lab.run import runner
+from lab.run.outcome import CaseOutcome, ReceiverOutcome, overall_verdict
+from lab.run.runner import Endpoint, _outcome, _receiver_outcome, judge
 from tests.conftest import REPO
 
 DATA = REPO / "tests" / "data" / "iperf"
@@ -71,8 +72,23 @@ def test_judge(expect: Expectation, sent: int | None, received: int, verdict: st
     (["fail", "error", "pass"], "error"),
 ])
 def test_overall_verdict(verdicts: list[str], overall: str) -> None:
-    assert overall_verdict([{"name": f"c{i}", "verdict": v} for i, v in enumerate(verdicts)]) \
+    assert overall_verdict([_case_outcome(f"c{i}", v) for i, v in enumerate(verdicts)]) \
         == overall
+
+
+def _case_outcome(name: str, verdict: str) -> CaseOutcome:
+    return CaseOutcome(name=name, scenario=name, file="s.yaml", verdict=verdict, error=None,
+                       group="224.0.67.67", rate_bps=1, duration_s=1, sent=1, elapsed_s=1.0,
+                       receivers=())
+
+
+def _d(outcome: ReceiverOutcome | CaseOutcome) -> dict:
+    """An outcome as summary.json holds it, but for the per-second rows (tested apart)."""
+    data = dataclasses.asdict(outcome)
+    data.pop("intervals", None)
+    for r in data.get("receivers", ()):
+        r.pop("intervals")
+    return data
 
 
 # _receiver_outcome and _outcome ------------------------------------------------------------
@@ -99,7 +115,7 @@ def _endpoint(spec: ReceiverSpec, output: str, *, name: str | None = None,
 def test_receiver_outcome_of_a_whole_stream(tmp_path: Path) -> None:
     case = _case(tmp_path, [{"name": "pods", "placement": "pod", "count": 2}])
     spec = case.scenario.receivers[0]
-    out = _receiver_outcome(_endpoint(spec, FIVE_M, name="pods-1"), SENT_5M)
+    out = _d(_receiver_outcome(_endpoint(spec, FIVE_M, name="pods-1"), SENT_5M))
     assert out == {
         "name": "pods-1", "receiver": "pods", "placement": "pod", "host": "k8s",
         "iface": "eth1", "attachment": True, "received": 895, "lost": 0, "loss_pct": 0.0,
@@ -111,12 +127,12 @@ def test_receiver_outcome_counts_loss_against_the_sender(tmp_path: Path) -> None
     case = _case(tmp_path, [{"name": "nic", "placement": "host"}],
                  expect={"receive": True, "min_received_pct": 99})
     spec = case.scenario.receivers[0]
-    out = _receiver_outcome(_endpoint(spec, FIVE_M), 900)  # 5 datagrams never arrived
+    out = _d(_receiver_outcome(_endpoint(spec, FIVE_M), 900))  # 5 datagrams never arrived
     assert (out["received"], out["lost"], out["loss_pct"]) == (895, 5, 0.556)
     assert (out["placement"], out["attachment"], out["expect"], out["verdict"]) == \
         ("host", False, ">= 99 % received", "pass")
     # 3 of 7: the percentage keeps three decimals.
-    three = _receiver_outcome(_endpoint(spec, FIVE_M), 898)
+    three = _d(_receiver_outcome(_endpoint(spec, FIVE_M), 898))
     assert (three["lost"], three["loss_pct"]) == (3, 0.334)
 
 
@@ -124,17 +140,17 @@ def test_receiver_outcome_never_counts_more_than_sent_as_lost(tmp_path: Path) ->
     case = _case(tmp_path, [{"name": "nic", "placement": "host"}])
     spec = case.scenario.receivers[0]
     # The receiver counted more than the sender reported (it missed the marker): no loss.
-    out = _receiver_outcome(_endpoint(spec, FIVE_M), 890)
+    out = _d(_receiver_outcome(_endpoint(spec, FIVE_M), 890))
     assert (out["lost"], out["loss_pct"], out["verdict"]) == (0, 0.0, "pass")
 
 
 def test_receiver_outcome_without_a_sender_count(tmp_path: Path) -> None:
     case = _case(tmp_path, [{"name": "nic", "placement": "host"}])
     spec = case.scenario.receivers[0]
-    out = _receiver_outcome(_endpoint(spec, FIVE_M), None)
+    out = _d(_receiver_outcome(_endpoint(spec, FIVE_M), None))
     assert (out["received"], out["lost"], out["loss_pct"], out["verdict"]) == \
         (895, None, None, "fail")
-    nothing = _receiver_outcome(_endpoint(spec, ""), 0)
+    nothing = _d(_receiver_outcome(_endpoint(spec, ""), 0))
     assert (nothing["received"], nothing["lost"], nothing["loss_pct"], nothing["jitter_ms"],
             nothing["rate_bps"], nothing["verdict"]) == (0, 0, None, None, 0, "fail")
 
@@ -142,11 +158,11 @@ def test_receiver_outcome_without_a_sender_count(tmp_path: Path) -> None:
 def test_a_report_that_came_only_with_sigterm_is_not_complete(tmp_path: Path) -> None:
     case = _case(tmp_path, [{"name": "nic", "placement": "host"}])
     spec = case.scenario.receivers[0]
-    assert _receiver_outcome(_endpoint(spec, FIVE_M, reported=True), SENT_5M)["complete"]
-    assert not _receiver_outcome(_endpoint(spec, FIVE_M, reported=False), SENT_5M)["complete"]
+    assert _d(_receiver_outcome(_endpoint(spec, FIVE_M, reported=True), SENT_5M))["complete"]
+    assert not _d(_receiver_outcome(_endpoint(spec, FIVE_M, reported=False), SENT_5M))["complete"]
     # Intervals only (receiver stopped before any summary): incomplete whatever was seen.
     intervals = "\n".join(FIVE_M.splitlines()[:2])
-    assert not _receiver_outcome(_endpoint(spec, intervals, reported=True), SENT_5M)["complete"]
+    assert not _d(_receiver_outcome(_endpoint(spec, intervals, reported=True), SENT_5M))["complete"]
 
 
 @pytest.fixture
@@ -159,7 +175,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> float:
 def test_outcome_of_a_passing_case(tmp_path: Path, clock: float) -> None:
     case = _case(tmp_path, [{"name": "nic", "placement": "host"}])
     spec = case.scenario.receivers[0]
-    out = _outcome(case, [_endpoint(spec, FIVE_M)], SENT_5M, None, 1_700_000_000.0)
+    out = _d(_outcome(case, [_endpoint(spec, FIVE_M)], SENT_5M, None, 1_700_000_000.0))
     receivers = out.pop("receivers")
     assert out == {"name": "verdicts", "scenario": "verdicts",
                    "file": str(tmp_path / "verdicts.yaml"), "verdict": "pass", "error": None,
@@ -172,23 +188,23 @@ def test_outcome_fails_when_any_receiver_fails(tmp_path: Path, clock: float) -> 
     case = _case(tmp_path, [{"name": "a", "placement": "host"},
                             {"name": "b", "placement": "pod", "attachment": False}])
     a, b = case.scenario.receivers
-    out = _outcome(case, [_endpoint(a, FIVE_M), _endpoint(b, "", iface="eth0")], SENT_5M,
-                   None, clock - 1)
+    out = _d(_outcome(case, [_endpoint(a, FIVE_M), _endpoint(b, "", iface="eth0")], SENT_5M,
+                   None, clock - 1))
     assert out["verdict"] == "fail"
     assert [r["verdict"] for r in out["receivers"]] == ["pass", "fail"]
 
 
 def test_outcome_without_receivers_is_not_a_pass(tmp_path: Path, clock: float) -> None:
     case = _case(tmp_path, [{"name": "nic", "placement": "host"}])
-    assert _outcome(case, [], SENT_5M, None, clock)["verdict"] == "fail"
+    assert _d(_outcome(case, [], SENT_5M, None, clock))["verdict"] == "fail"
 
 
 def test_an_error_judges_no_receiver_but_keeps_the_counts(tmp_path: Path, clock: float) -> None:
     case = _case(tmp_path, [{"name": "a", "placement": "host"},
                             {"name": "b", "placement": "pod", "attachment": False}])
     a, b = case.scenario.receivers
-    out = _outcome(case, [_endpoint(a, FIVE_M), _endpoint(b, "", iface="eth0")], SENT_5M,
-                   "deleting pods failed", clock - 0.5)
+    out = _d(_outcome(case, [_endpoint(a, FIVE_M), _endpoint(b, "", iface="eth0")], SENT_5M,
+                   "deleting pods failed", clock - 0.5))
     assert (out["verdict"], out["error"], out["elapsed_s"]) == \
         ("error", "deleting pods failed", 0.5)
     assert [(r["received"], r["verdict"]) for r in out["receivers"]] == \
@@ -198,5 +214,49 @@ def test_an_error_judges_no_receiver_but_keeps_the_counts(tmp_path: Path, clock:
 def test_elapsed_time_is_kept_to_the_millisecond(tmp_path: Path) -> None:
     case = _case(tmp_path, [{"name": "nic", "placement": "host"}])
     started = time.time() - 2.0
-    elapsed = _outcome(case, [], None, None, started)["elapsed_s"]
+    elapsed = _d(_outcome(case, [], None, None, started))["elapsed_s"]
     assert 2.0 <= elapsed < 60 and elapsed == round(elapsed, 3)
+
+
+def test_receiver_outcome_keeps_the_per_second_rows(tmp_path: Path) -> None:
+    case = _case(tmp_path, [{"name": "nic", "placement": "host"}])
+    out = _receiver_outcome(_endpoint(case.scenario.receivers[0], FIVE_M), SENT_5M)
+    # The two interval lines of the captured stream, not its final 0.0-2.0 report.
+    assert [(r.start_s, r.end_s, r.received, r.lost, r.rate_bps) for r in out.intervals] == \
+        [(0.0, 1.0, 447, 0, 5256720.0), (1.0, 2.0, 446, 0, 5244960.0)]
+    assert out.intervals[0].jitter_ms == 0.003
+
+
+def test_two_streams_add_up_in_each_second() -> None:
+    other = FIVE_M.replace("10.0.0.12,35691", "10.0.0.13,40000")
+    report = runner.iperf.parse_server_csv(FIVE_M + other)
+    assert [(r.received, r.rate_bps) for r in report.intervals] == \
+        [(894, 10513440.0), (892, 10489920.0)]
+
+
+def test_summary_json_round_trips_with_its_schema(tmp_path: Path) -> None:
+    from lab.run.outcome import RunSummary, read_summary, to_json, write_summary
+
+    case = _case(tmp_path, [{"name": "nic", "placement": "host"}])
+    outcome = _outcome(case, [_endpoint(case.scenario.receivers[0], FIVE_M)], SENT_5M, None,
+                       time.time())
+    summary = RunSummary(run="r", lab="l", backend="netns", lab_file="lab.yaml",
+                         started="s", finished=None, status="complete", verdict="pass",
+                         scenarios=(outcome,))
+    write_summary(tmp_path, summary)
+    assert read_summary(tmp_path) == summary
+    data = to_json(summary)
+    assert list(data)[0] == "schema" and data["schema"] == 1
+    assert "recovered" not in data and "note" not in data
+    assert len(data["scenarios"][0]["receivers"][0]["intervals"]) == 2
+
+
+def test_a_summary_of_a_newer_schema_is_refused_by_name(tmp_path: Path) -> None:
+    import json
+
+    from lab.errors import UsageError
+    from lab.run.outcome import read_summary
+
+    (tmp_path / "summary.json").write_text(json.dumps({"schema": 2}))
+    with pytest.raises(UsageError, match=r"summary\.json is not a summary .*schema 2"):
+        read_summary(tmp_path)

@@ -1,4 +1,4 @@
-"""Scenario files (lab.scenario) as they load and as a case describes itself: tests written
+"""Scenario files (lab.model.scenario) as they load and as a case describes itself: tests written
 to kill the mutants mutmut found surviving. The repository's own scenarios are loaded
 against its lab.yaml; malformed inputs are small YAML files written here."""
 
@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from lab.errors import ConfigError, UsageError
-from lab.labfile import load_lab
-from lab.model import Lab
-from lab.scenario import Expectation, format_rate, load_scenario, resolve_scenarios
+from lab.model.lab import Lab
+from lab.model.labfile import load_lab
+from lab.model.scenario import Expectation, format_rate, load_scenario, resolve_scenarios
 from tests.conftest import REPO
 
 

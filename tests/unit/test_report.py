@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from lab.report import print_summary
+from lab.report.console import print_summary
+from lab.run.outcome import from_json
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "summaries"
 WIDTHS = (150, 80)  # full table first: old and new layouts differ most at 80
@@ -32,8 +33,9 @@ def load(name: str) -> dict[str, Any]:
 
 
 def render(summary: dict[str, Any], width: int) -> str:
+    """The summary as `lab results` reads it from summary.json (lab.run.outcome)."""
     console = Console(width=width, record=True, force_terminal=False, file=io.StringIO())
-    print_summary(console, summary)
+    print_summary(console, from_json(summary))
     return console.export_text()
 
 

@@ -4,15 +4,19 @@ the verdict's boundary."""
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from lab import libvirtnet, results
-from lab.labfile import load_lab
-from lab.runner import judge
-from lab.scenario import Expectation
+from lab import names
+from lab.backends.vagrant import libvirtnet
+from lab.errors import BackendError
+from lab.model.labfile import load_lab
+from lab.model.scenario import Expectation
+from lab.run import artifacts as results
+from lab.run.runner import judge
 from tests.conftest import REPO
 
 
@@ -44,7 +48,7 @@ def test_runs_started_in_the_same_second_get_their_own_folders(
 
 def test_libvirt_networks_are_isolated_without_dns() -> None:
     lab = load_lab(REPO / "lab.yaml")
-    networks = libvirtnet.wanted_networks(lab)
+    networks = libvirtnet.wanted_networks(lab, ipaddress.IPv4Network("192.168.121.0/24"))
     assert len(networks) == 2
     for name, xml in networks.items():
         root = ET.fromstring(xml)
@@ -52,10 +56,33 @@ def test_libvirt_networks_are_isolated_without_dns() -> None:
         assert root.find("forward") is None, xml  # no forward element: isolated
         assert root.find("dns").get("enable") == "no", xml  # type: ignore[union-attr]
         assert root.find("bridge") is None or root.find("bridge").get("name")  # type: ignore
-    lab_net = ET.fromstring(networks[libvirtnet.lab_network(lab)])
+    lab_net = ET.fromstring(networks[names.libvirt_lab_network(lab.name)])
     assert lab_net.find("ip/dhcp") is None  # lab addresses are static, as in lab.yaml
-    mgmt = ET.fromstring(networks[libvirtnet.management_network(lab)])
+    mgmt = ET.fromstring(networks[names.libvirt_management_network(lab.name)])
     assert mgmt.find("ip/dhcp/range") is not None  # Vagrant's SSH address comes from DHCP
+    assert mgmt.find("ip").get("address") == "192.168.121.1"  # type: ignore[union-attr]
+
+
+def test_each_lab_gets_a_management_subnet_nobody_uses() -> None:
+    lab = load_lab(REPO / "lab.yaml")
+    net = ipaddress.IPv4Network
+    assert libvirtnet.free_management_subnet(lab, {}) == net("192.168.121.0/24")
+    # Another lab's management network, and an address of this machine, are skipped.
+    used = {net("192.168.121.0/24"): "libvirt network other-mgmt",
+            net("192.168.122.0/24"): "interface virbr0"}
+    assert libvirtnet.free_management_subnet(lab, used) == net("192.168.123.0/24")
+    # A wide network in use rules out every /24 inside it.
+    assert libvirtnet.free_management_subnet(lab, {net("192.168.120.0/21"): "x"}) == \
+        net("192.168.128.0/24")
+
+
+def test_a_lab_subnet_in_use_elsewhere_is_refused_with_who_uses_it() -> None:
+    lab = load_lab(REPO / "lab.yaml")
+    libvirtnet.check_lab_subnet(lab, {ipaddress.IPv4Network("192.168.121.0/24"): "x"})
+    with pytest.raises(BackendError, match=r"network\.subnet in .*overlaps 192\.168\.56\.0/24 "
+                       "of libvirt network other-lab"):
+        libvirtnet.check_lab_subnet(
+            lab, {ipaddress.IPv4Network("192.168.56.0/24"): "libvirt network other-lab"})
 
 
 @pytest.mark.parametrize(("pct", "sent", "received", "verdict"), [

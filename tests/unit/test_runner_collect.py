@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab.nshost import LocalProcess
-from lab.results import RunArtifacts
-from lab.runner import Endpoint, _collect
-from lab.scenario import Expectation, ReceiverSpec
+from lab.local import LocalProcess
+from lab.model.scenario import Expectation, ReceiverSpec
+from lab.run.artifacts import RunArtifacts
+from lab.run.runner import Endpoint, _collect
 
 
 def test_every_receiver_is_asked_to_end_before_any_is_waited_for(tmp_path: Path) -> None:

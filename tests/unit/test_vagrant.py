@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lab.backends.vagrant.checks import vbox_allowed_networks, vbox_subnet_check
+from lab.backends.vagrant.cli import parse_machine_readable, parse_ssh_config, parse_status
+from lab.backends.vagrant.inputs import vagrant_input
 from lab.errors import BackendError
-from lab.labfile import load_lab
-from lab.vagrant_doctor import vbox_allowed_networks, vbox_subnet_check
-from lab.vagrantcli import parse_machine_readable, parse_ssh_config, parse_status
-from lab.vagrantinput import vagrant_input
+from lab.model.labfile import load_lab
 from tests.conftest import REPO
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "vagrant"

@@ -1,24 +1,51 @@
 """Run artifact folders: `results/<run id>/`, written in a hidden folder and renamed into
-place when the run ends (also when it fails or is interrupted), never overwritten."""
+place when the run ends (also when it fails or is interrupted), never overwritten.
+
+Every path inside a run folder is made here:
+  summary.json            the run's outcome (lab.run.outcome, schema 1)
+  verdict                 pass / fail / error / none, one word
+  resolved/<case>.yaml    the case as it ran (defaults filled in)
+  raw/<case>/sender.txt   the sender's command, exit status and output
+  raw/<case>/<member>.csv a receiver's iperf CSV (and .stderr when it said anything)
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import json
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from lab.command import Result
 from lab.errors import UsageError
+from lab.run.outcome import (
+    SUMMARY,
+    CaseOutcome,
+    RunSummary,
+    overall_verdict,
+    read_summary,
+    write_summary,
+)
 
-SUMMARY = "summary.json"
+TMP_PREFIX = ".tmp-"
+UNREADABLE = "summary-unreadable.json"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 class RunArtifacts:
-    def __init__(self, results_dir: Path, label: str, meta: dict[str, Any]) -> None:
+    def __init__(self, results_dir: Path, label: str, meta: Mapping[str, str]) -> None:
+        """`meta`: lab, backend, lab_file (each may be left out)."""
+        unknown = set(meta) - {"lab", "backend", "lab_file"}
+        if unknown:
+            raise TypeError(f"unknown run metadata {sorted(unknown)}")
         self.results_dir = results_dir
         self.started = dt.datetime.now(dt.UTC)
         stamp = self.started.strftime("%Y%m%d-%H%M%S")
@@ -38,8 +65,8 @@ class RunArtifacts:
                     pass
             n += 1
         self.run_id, self.tmp = candidate, tmp
-        self.meta = meta
-        self.cases: list[dict[str, Any]] = []
+        self.meta = dict(meta)
+        self.cases: list[CaseOutcome] = []
         self.final: Path | None = None
 
     def write(self, relative: str, text: str) -> Path:
@@ -51,21 +78,31 @@ class RunArtifacts:
     def write_resolved(self, case_name: str, resolved: dict[str, Any]) -> None:
         self.write(f"resolved/{case_name}.yaml", yaml.safe_dump(resolved, sort_keys=False))
 
-    def add_case(self, case: dict[str, Any]) -> None:
+    def write_sender(self, case_name: str, result: Result) -> None:
+        self.write(f"raw/{case_name}/sender.txt",
+                   f"$ {result.shown}\n# exit status {result.exit_status}"
+                   f"{' (timed out)' if result.timed_out else ''}\n"
+                   + result.stdout + result.stderr)
+
+    def write_receiver(self, case_name: str, member: str, result: Result) -> None:
+        self.write(f"raw/{case_name}/{member}.csv", result.stdout)
+        if result.stderr.strip():
+            self.write(f"raw/{case_name}/{member}.stderr", result.stderr)
+
+    def add_case(self, case: CaseOutcome) -> None:
         self.cases.append(case)
         self._write_summary(final=False)  # what was gathered so far survives a crash
 
+    def summary(self, status: str = "running", final: bool = False) -> RunSummary:
+        return RunSummary(
+            run=self.run_id, lab=self.meta.get("lab", ""),
+            backend=self.meta.get("backend", ""), lab_file=self.meta.get("lab_file", ""),
+            started=self.started.isoformat(timespec="seconds"),
+            finished=_now() if final else None, status=status,
+            verdict=overall_verdict(self.cases), scenarios=tuple(self.cases))
+
     def _write_summary(self, final: bool, status: str = "running") -> None:
-        summary = {
-            "run": self.run_id,
-            **self.meta,
-            "started": self.started.isoformat(timespec="seconds"),
-            "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds") if final else None,
-            "status": status,
-            "verdict": overall_verdict(self.cases),
-            "scenarios": self.cases,
-        }
-        _write_summary_file(self.tmp, summary)
+        write_summary(self.tmp, self.summary(status, final))
 
     def finish(self, status: str) -> Path:
         """Write the final summary and move the folder into place; returns its path."""
@@ -77,9 +114,6 @@ class RunArtifacts:
         os.rename(self.tmp, target)
         self.final = target
         return target
-
-
-TMP_PREFIX = ".tmp-"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -104,14 +138,14 @@ def recover_unfinished(results_dir: Path) -> list[str]:
         run_id, _, pid = tmp.name[len(TMP_PREFIX):].rpartition("-")
         if not tmp.is_dir() or not pid.isdigit() or not run_id or _pid_alive(int(pid)):
             continue
-        summary_path = tmp / SUMMARY
-        summary: dict[str, Any] = {}
-        if summary_path.is_file():
+        summary: RunSummary | None = None
+        if (tmp / SUMMARY).is_file():
             try:
-                summary = json.loads(summary_path.read_text())
-            except ValueError:
-                summary = {}
-        cases = summary.get("scenarios") or []
+                summary = read_summary(tmp)
+            except UsageError:
+                # Not a summary this lab reads: kept beside the new one, never overwritten.
+                os.replace(tmp / SUMMARY, tmp / UNREADABLE)
+        cases = summary.scenarios if summary is not None else ()
         raw = [p for p in (tmp / "raw").rglob("*") if p.is_file()] \
             if (tmp / "raw").is_dir() else []
         if not cases and not raw:
@@ -122,12 +156,13 @@ def recover_unfinished(results_dir: Path) -> list[str]:
         # A run that never finished passed nothing whole: a failed case stays a failure,
         # anything else is an error.
         verdict = "fail" if overall_verdict(cases) == "fail" else "error"
-        summary.update({"run": summary.get("run", run_id), "status": "interrupted",
-                        "verdict": verdict, "scenarios": cases,
-                        "recovered": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                        "note": f"recovered after its process ({pid}) ended without "
-                                "finishing the run (killed?)"})
-        _write_summary_file(tmp, summary)
+        base = summary or RunSummary(run=run_id, lab="", backend="", lab_file="",
+                                     started="", finished=None, status="", verdict="",
+                                     scenarios=())
+        write_summary(tmp, dataclasses.replace(
+            base, status="interrupted", verdict=verdict, recovered=_now(),
+            note=f"recovered after its process ({pid}) ended without finishing the run "
+                 "(killed?)"))
         (tmp / "verdict").write_text(verdict + "\n")
         target = results_dir / _free_name(results_dir, run_id)
         os.rename(tmp, target)
@@ -135,13 +170,6 @@ def recover_unfinished(results_dir: Path) -> list[str]:
                     f"without finishing it ({len(cases)} case(s) recorded, "
                     f"{len(raw)} raw file(s))")
     return said
-
-
-def _write_summary_file(folder: Path, summary: dict[str, Any]) -> None:
-    """summary.json written whole or not at all (a crash never leaves half a file)."""
-    tmp = folder / f".{SUMMARY}.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(tmp, folder / SUMMARY)
 
 
 def _free_name(folder: Path, base: str) -> str:
@@ -152,26 +180,9 @@ def _free_name(folder: Path, base: str) -> str:
     return candidate
 
 
-def overall_verdict(cases: list[dict[str, Any]]) -> str:
-    verdicts = {c["verdict"] for c in cases}
-    if "error" in verdicts:
-        return "error"
-    if "fail" in verdicts:
-        return "fail"
-    return "pass" if cases else "none"
-
-
 def latest_run(results_dir: Path) -> Path:
     runs = sorted(p for p in results_dir.glob("[0-9]*") if (p / SUMMARY).is_file()) \
         if results_dir.is_dir() else []
     if not runs:
         raise UsageError(f"no runs in {results_dir}; run `lab run` first")
     return runs[-1]
-
-
-def load_summary(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / SUMMARY
-    if not path.is_file():
-        raise UsageError(f"{run_dir} has no {SUMMARY}")
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data

@@ -6,16 +6,18 @@ on namespaces, on VMs over SSH and on Kubernetes pods.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass
-from typing import Any
 
-from lab import checkpoint, iperf
-from lab.backends.base import Backend, Pod, PodSpec
+from lab import checkpoint
+from lab.backends.base import Backend, Pod
 from lab.errors import BackendError, Interrupted, LabError
-from lab.host import Host, Process
-from lab.results import RunArtifacts
-from lab.scenario import Case, Expectation, ReceiverSpec
+from lab.host import Host, PodSpec, Process
+from lab.model.scenario import Case, Expectation, ReceiverSpec, Scenario, format_rate
+from lab.run import iperf
+from lab.run.artifacts import RunArtifacts
+from lab.run.outcome import CaseOutcome, ReceiverOutcome
 from lab.ui import Reporter, Step
 
 JOIN_TIMEOUT_S = 15.0
@@ -43,14 +45,33 @@ class Endpoint:
     reported_before_stop: bool = False
 
 
+def listen_seconds(s: Scenario) -> int:
+    """How long a receiver listens: the stream, the wait for every join, and slack."""
+    return s.duration + iperf.RECEIVER_SLACK_S + int(JOIN_TIMEOUT_S)
+
+
+def receiver_argv(s: Scenario, iface: str) -> list[str]:
+    return iperf.server_argv(s.group, iface, s.port, listen_seconds(s), s.receive_buffer)
+
+
 def receiver_pod_specs(case: Case) -> list[PodSpec]:
-    return [PodSpec(member, r.attachment) for r in case.scenario.receivers
-            if r.placement == "pod" for member in r.members()]
+    """The pods a case needs: what the runner asks the backend for, and what `lab
+    manifests` prints (one function, so the two cannot differ)."""
+    s = case.scenario
+    specs: list[PodSpec] = []
+    for r in s.receivers:
+        if r.placement != "pod":
+            continue
+        assert r.iface is not None  # a pod receiver's iface defaults to eth0 or the attachment
+        specs.extend(PodSpec(member, r.attachment, case.name,
+                             tuple(receiver_argv(s, r.iface)), listen_seconds(s))
+                     for member in r.members())
+    return specs
 
 
 def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
-             reporter: Reporter) -> dict[str, Any]:
-    """Run one case; returns its summary entry (also written to the artifacts)."""
+             reporter: Reporter) -> CaseOutcome:
+    """Run one case; returns its outcome (also written to the artifacts)."""
     s = case.scenario
     artifacts.write_resolved(case.name, case.as_dict())
     started = time.time()
@@ -71,12 +92,10 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
                 iface = r.iface or backend.lab_nic(r.host)
                 endpoints.append(Endpoint(member, r, host, iface))
         sender = backend.host(s.sender_host)
-        listen = s.duration + iperf.RECEIVER_SLACK_S + int(JOIN_TIMEOUT_S)
         with reporter.step(f"{case.name}: {len(endpoints)} receiver(s) join {s.group}"):
             for ep in endpoints:
-                ep.process = ep.host.start(
-                    iperf.server_argv(s.group, ep.iface, s.port, listen, s.receive_buffer),
-                    timeout=listen + 5)
+                ep.process = ep.host.start(receiver_argv(s, ep.iface),
+                                           timeout=listen_seconds(s) + 5)
             _wait_joined(endpoints, str(s.group))
         checkpoint.reached("run-joined")
         with reporter.step(f"{case.name}: send {s.duration} s at {_rate(case.rate)} from "
@@ -84,10 +103,7 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
             result = sender.run(iperf.client_argv(s.group, s.port, s.ttl, s.duration, case.rate,
                                                   s.sender_bind),
                                 timeout=s.duration + SENDER_SLACK_S, check=False)
-            artifacts.write(f"raw/{case.name}/sender.txt",
-                            f"$ {result.shown}\n# exit status {result.exit_status}"
-                            f"{' (timed out)' if result.timed_out else ''}\n"
-                            + result.stdout + result.stderr)
+            artifacts.write_sender(case.name, result)
             sent = iperf.parse_client_sent(result.stdout)
             if sent is None:
                 error = (f"the sender on {s.sender_host} printed no report (exit status "
@@ -120,15 +136,11 @@ def _tail(text: str) -> str:
 
 
 def _rate(bps: int) -> str:
-    from lab.scenario import format_rate
-
     return f"{format_rate(bps)}bit/s"
 
 
 def _wait_joined(endpoints: list[Endpoint], group: str) -> None:
     """Wait until each receiver's namespace shows the group joined on its interface."""
-    import ipaddress
-
     want = ipaddress.IPv4Address(group)
     pending = list(endpoints)
     deadline = time.monotonic() + JOIN_TIMEOUT_S
@@ -186,62 +198,41 @@ def _collect(endpoints: list[Endpoint], artifacts: RunArtifacts, case_name: str,
         res = ep.process.stop()
         ep.output = res.stdout
         ep.collected = True
-        artifacts.write(f"raw/{case_name}/{ep.name}.csv", res.stdout)
-        if res.stderr.strip():
-            artifacts.write(f"raw/{case_name}/{ep.name}.stderr", res.stderr)
+        artifacts.write_receiver(case_name, ep.name, res)
         if step is not None:
             step.progress(f"{done}/{len(pending)} receivers collected")
 
 
 def _outcome(case: Case, endpoints: list[Endpoint], sent: int | None, error: str | None,
-             started: float) -> dict[str, Any]:
+             started: float) -> CaseOutcome:
     receivers = [_receiver_outcome(ep, sent) for ep in endpoints]
     if error is not None:
         verdict = "error"
         # Counts are kept, but a case that went wrong judges no receiver: a FAIL beside
         # the run's ERROR would blame the network for what the lab did.
-        for r in receivers:
-            r["verdict"] = "error"
+        receivers = [r.judged("error") for r in receivers]
     else:
-        verdict = "pass" if receivers and all(r["verdict"] == "pass" for r in receivers) \
+        verdict = "pass" if receivers and all(r.verdict == "pass" for r in receivers) \
             else "fail"
-    return {
-        "name": case.name,
-        "scenario": case.scenario.name,
-        "file": str(case.scenario.source),
-        "verdict": verdict,
-        "error": error,
-        "group": str(case.scenario.group),
-        "rate_bps": case.rate,
-        "duration_s": case.scenario.duration,
-        "sent": sent,
-        "elapsed_s": round(time.time() - started, 3),
-        "receivers": receivers,
-    }
+    s = case.scenario
+    return CaseOutcome(name=case.name, scenario=s.name, file=str(s.source), verdict=verdict,
+                       error=error, group=str(s.group), rate_bps=case.rate,
+                       duration_s=s.duration, sent=sent,
+                       elapsed_s=round(time.time() - started, 3), receivers=tuple(receivers))
 
 
-def _receiver_outcome(ep: Endpoint, sent: int | None) -> dict[str, Any]:
+def _receiver_outcome(ep: Endpoint, sent: int | None) -> ReceiverOutcome:
     report = iperf.parse_server_csv(ep.output)
     received = report.received
     lost = max(sent - received, 0) if sent is not None else None
     loss_pct = round(100.0 * lost / sent, 3) if sent and lost is not None else None
-    return {
-        "name": ep.name,
-        "receiver": ep.spec.name,
-        "placement": ep.spec.placement,
-        "host": ep.spec.host,
-        "iface": ep.iface,
-        "attachment": ep.spec.attachment,
-        "received": received,
-        "lost": lost,
-        "loss_pct": loss_pct,
-        "iperf_lost": report.lost,  # gaps in sequence numbers, as iperf counts them
-        "jitter_ms": report.jitter_ms,
-        "rate_bps": round(report.rate_bps),
-        "complete": report.complete and ep.reported_before_stop,
-        "expect": ep.spec.expect.describe(),
-        "verdict": judge(ep.spec.expect, sent, received),
-    }
+    return ReceiverOutcome(
+        name=ep.name, receiver=ep.spec.name, placement=ep.spec.placement, host=ep.spec.host,
+        iface=ep.iface, attachment=ep.spec.attachment, received=received, lost=lost,
+        loss_pct=loss_pct, iperf_lost=report.lost, jitter_ms=report.jitter_ms,
+        rate_bps=round(report.rate_bps), complete=report.complete and ep.reported_before_stop,
+        expect=ep.spec.expect.describe(), verdict=judge(ep.spec.expect, sent, received),
+        intervals=report.intervals)
 
 
 def judge(expect: Expectation, sent: int | None, received: int) -> str:

@@ -1,4 +1,8 @@
-"""Hosts that are Linux network namespaces on this machine, reached with `ip netns exec`."""
+"""This machine as a `Host`, and the background process that every local host starts.
+
+`LocalHost` runs commands here as they are (kubectl against a cluster's kubeconfig);
+the netns backend's hosts wrap the same process in `ip netns exec`.
+"""
 
 from __future__ import annotations
 
@@ -16,31 +20,22 @@ from lab.command import Result
 
 # When asked to stop, a process gets SIGTERM, then SIGKILL after this long.
 STOP_GRACE_S = 3.0
-# Set in the environment of every background process started in a lab namespace.
-OWNER_ENV = "MCAST_LAB_NETNS"
 
 
-class NamespaceHost:
-    def __init__(self, name: str, netns: str) -> None:
+class LocalHost:
+    """This machine. Background commands are bounded by timeout(1), like every host's."""
+
+    def __init__(self, name: str = "localhost") -> None:
         self.name = name
-        self.netns = netns
-
-    def _wrap(self, argv: Sequence[str]) -> list[str]:
-        return ["ip", "netns", "exec", self.netns, *argv]
 
     def run(self, argv: Sequence[str], *, timeout: float, check: bool = True,
             input: str | None = None, what: str = "") -> Result:
-        return command.run(self._wrap(argv), timeout=timeout, check=check, input=input,
-                           what=what, where=self.name)
+        return command.run(argv, timeout=timeout, check=check, input=input, what=what,
+                           where=self.name)
 
     def start(self, argv: Sequence[str], *, timeout: float) -> LocalProcess:
-        # `timeout` bounds the process even if `lab` itself dies (kill -9) before stopping it.
         bounded = ["timeout", "--kill-after=2", f"{timeout:g}", *argv]
-        # The process carries its namespace's name (and so the lab's) in its environment:
-        # `ip netns exec` leaves no trace of it in the command line, and a leak check must
-        # be able to tell this lab's processes from anything else on the machine.
-        env = {**os.environ, OWNER_ENV: self.netns}
-        return LocalProcess(self._wrap(bounded), where=self.name, timeout=timeout, env=env)
+        return LocalProcess(bounded, where=self.name, timeout=timeout)
 
 
 class LocalProcess:

@@ -1,4 +1,4 @@
-"""The typed, frozen lab model: what `lab.yaml` declares, validated once by `lab.labfile`."""
+"""The typed, frozen lab model: what `lab.yaml` declares, validated once by `lab.model.labfile`."""
 
 from __future__ import annotations
 

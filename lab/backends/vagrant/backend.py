@@ -2,51 +2,78 @@
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
 import time
-import uuid
+from collections.abc import Mapping
 
-from lab import kubepods, libvirtnet
-from lab.backends.base import Backend, HostStatus, LabStatus, Pod, PodSpec
+from lab import names
+from lab.backends.base import (
+    Backend,
+    HostState,
+    HostStatus,
+    LabState,
+    LabStatus,
+    Pod,
+    overall_state,
+)
+from lab.backends.vagrant import libvirtnet
+from lab.backends.vagrant.checks import checks
+from lab.backends.vagrant.cli import VagrantCLI
+from lab.backends.vagrant.inputs import resolved_path, vagrant_input, write_input
 from lab.errors import BackendError
-from lab.manifests import dump_all, nad_manifest
-from lab.model import Lab
-from lab.provision import DEFAULT_STATE_DIR, Provisioner, StepOutcome, load_steps
-from lab.sshhost import SshHost
-from lab.state import State, lab_dir
+from lab.host import PodSpec
+from lab.kube import pods as kubepods
+from lab.kube.kubectl import Kubectl
+from lab.kube.manifests import nad_manifest, receiver_pod
+from lab.model.lab import Lab
+from lab.remote.provision import DEFAULT_STATE_DIR, Provisioner, StepOutcome, load_steps
+from lab.remote.ssh import SshHost, SshTarget
+from lab.state import State
 from lab.ui import Reporter
-from lab.vagrant_doctor import vagrant_checks
-from lab.vagrantcli import SshTarget, VagrantCLI
-from lab.vagrantinput import resolved_path, vagrant_input, write_input
 
 UP_TIMEOUT_S = 1800.0
 DESTROY_TIMEOUT_S = 600.0
 SSH_READY_S = 300.0
-# Receiver pods end by themselves after this, even if `lab` is killed before deleting them.
-POD_LIFETIME_S = 1800
+
+# What `vagrant status` says of a machine (VirtualBox, libvirt), as the lab says it.
+_VAGRANT_STATES = {
+    "running": HostState.RUNNING,
+    "not_created": HostState.NOT_CREATED,
+    **{word: HostState.STOPPED for word in ("poweroff", "shutoff", "shutdown", "saved",
+                                            "aborted", "paused", "suspended", "stopped",
+                                            "inaccessible", "gurumeditation")},
+}
+
+
+def host_state(vagrant_word: str | None) -> HostState:
+    return _VAGRANT_STATES.get(vagrant_word or "", HostState.UNKNOWN)
 
 
 class VagrantBackend(Backend):
     name = "vagrant"
 
-    def __init__(self, lab: Lab, state: State, reporter: Reporter,
-                 provider: str | None = None) -> None:
-        super().__init__(lab, state, reporter)
-        self._provider = provider
+    def __init__(self, lab: Lab, state: State, reporter: Reporter, *,
+                 options: Mapping[str, str] | None = None) -> None:
+        super().__init__(lab, state, reporter, options=options)
         self._hosts: dict[str, SshHost] = {}  # one reused SSH connection per host
 
     @property
     def provider(self) -> str:
         """--provider, else the provider the lab is up with, else the lab file's."""
-        return self._provider or self.state.data.get("provider") or self.lab.vagrant.provider
+        return self.options.get("provider") or self.state.data.get("provider") or \
+            self.lab.vagrant.provider
 
     def _cli(self) -> VagrantCLI:
-        return VagrantCLI(self.lab.project_dir,
+        project, lab = self.lab.project_dir, self.lab.name
+        return VagrantCLI(project,
                           {"LAB_VAGRANT_JSON": str(resolved_path(self.lab)),
+                           "VAGRANT_DOTFILE_PATH": str(names.vagrant_dotfile_dir(project, lab)),
                            "VAGRANT_DEFAULT_PROVIDER": self.provider})
 
     def preflight(self) -> None:
-        failed = [c for c in vagrant_checks(self.lab, self.provider) if not c.ok and c.blocking]
+        failed = [c for c in checks(self.lab, {"provider": self.provider})
+                  if not c.ok and c.blocking]
         if failed:
             raise BackendError("this machine is not ready for the vagrant backend "
                                f"({self.provider}):\n" +
@@ -54,13 +81,15 @@ class VagrantBackend(Backend):
 
     def up(self) -> None:
         self.preflight()
-        write_input(self.lab, vagrant_input(self.lab, self.provider))
         self.state.data.update({"backend": self.name, "provider": self.provider,
                                 "status": "creating", "created": time.time()})
         self.state.save()
+        management = None
         if self.provider == "libvirt":
             with self.reporter.step("libvirt networks (isolated: no forwarding, no DNS)"):
-                libvirtnet.ensure(self.lab, self._record_network)
+                management = self._management_subnet()
+                libvirtnet.ensure(self.lab, management, self._record_network)
+        write_input(self.lab, vagrant_input(self.lab, self.provider, management))
         cli = self._cli()
         states = cli.status() if self.state.data.get("ssh") else {}
         if states and all(states.get(h.name) == "running" for h in self.lab.hosts):
@@ -81,8 +110,8 @@ class VagrantBackend(Backend):
                 host.wait_ready(SSH_READY_S)
         tiers = {"base", "kubernetes"} if self.lab.kubernetes.provision else {"base"}
         steps = [s for s in load_steps() if s.tier in tiers]
-        provisioner = Provisioner(steps, lab_dir(self.lab.project_dir, self.lab.name)
-                                  / "logs", self.reporter, on_step=self._record_step)
+        provisioner = Provisioner(steps, names.logs_dir(self.lab.project_dir, self.lab.name),
+                                  self.reporter, on_step=self._record_step)
         progress = self.state.mapping("provisioning")
         for h in self.lab.hosts:
             progress[h.name] = {"done": [], "total": provisioner.total_for(h.role)}
@@ -90,6 +119,13 @@ class VagrantBackend(Backend):
         with self.reporter.step("provision"):
             provisioner.provision([(hosts[h.name], h.role, self.step_env(h.name))
                                    for h in self.lab.hosts])
+        if self.lab.kubernetes.provision:
+            node = self.lab.node.name
+            master = self.lab_nic(node)
+            with self.reporter.step(f"NetworkAttachmentDefinition {self.lab.attachment.name} "
+                                    f"(macvlan on {node}'s {master})"):
+                self._kubectl().apply([nad_manifest(self.lab, master)],
+                                      what="apply the NetworkAttachmentDefinition")
         self.state.data["status"] = "up"
         self.state.save()
 
@@ -97,6 +133,18 @@ class VagrantBackend(Backend):
         # `lab status` shows this while another `lab up` provisions.
         self.state.mapping("provisioning")[outcome.host]["done"].append(outcome.step)
         self.state.save()
+
+    def _management_subnet(self) -> ipaddress.IPv4Network:
+        """This lab's own (recorded at the first `up`, so it stays while the lab lives)."""
+        recorded = self.state.data.get("management_subnet")
+        if recorded:
+            return ipaddress.IPv4Network(recorded)
+        used = libvirtnet.subnets_in_use(exclude=set(libvirtnet.network_names(self.lab)))
+        libvirtnet.check_lab_subnet(self.lab, used)
+        chosen = libvirtnet.free_management_subnet(self.lab, used)
+        self.state.data["management_subnet"] = str(chosen)
+        self.state.save()
+        return chosen
 
     def _record_network(self, name: str) -> None:
         recorded = self.state.list("libvirt_networks")
@@ -113,9 +161,7 @@ class VagrantBackend(Backend):
         if h.role == "node":
             env.update({"LAB_NODE_NAME": h.name, "LAB_POD_SUBNET": str(self.lab.pod_subnet),
                         "LAB_K8S_MINOR": k.minor, "LAB_K8S_PACKAGE_VERSION": k.package_version,
-                        "LAB_FLANNEL": k.flannel, "LAB_MULTUS": k.multus,
-                        # The master is the NIC found on the node; attachment.sh fills it in.
-                        "LAB_NAD_TEMPLATE": dump_all([nad_manifest(self.lab, "@LAB_NIC@")])})
+                        "LAB_FLANNEL": k.flannel, "LAB_MULTUS": k.multus})
         return env
 
     def _ssh_host(self, cli: VagrantCLI, name: str) -> SshHost:
@@ -141,7 +187,7 @@ class VagrantBackend(Backend):
             # names are removed too: an `up` killed between define and record leaves one,
             # and vagrant-libvirt would pick that one up again by its address.
             networks = sorted(set(self.state.list("libvirt_networks"))
-                              | set(libvirtnet.wanted_networks(self.lab)))
+                              | set(libvirtnet.network_names(self.lab)))
             if self.provider == "libvirt" or self.state.list("libvirt_networks"):
                 with self.reporter.step(f"remove libvirt networks {', '.join(networks)}"):
                     libvirtnet.remove(networks)
@@ -150,18 +196,18 @@ class VagrantBackend(Backend):
 
     def status(self) -> LabStatus:
         if not resolved_path(self.lab).exists():
-            return LabStatus(self.lab.name, self.name, "down", tuple(
-                HostStatus(h.name, "not created", str(h.address)) for h in self.lab.hosts), ())
+            return LabStatus(self.lab.name, self.name, LabState.DOWN, tuple(
+                HostStatus(h.name, HostState.NOT_CREATED, str(h.address))
+                for h in self.lab.hosts), ())
         states = self._cli().status()  # one vagrant call for every machine
         progress = self.state.mapping("provisioning")
-        hosts = tuple(HostStatus(h.name, states.get(h.name, "unknown"), str(h.address),
-                                 f"{self.provider}, {_progress(progress.get(h.name))}")
+        hosts = tuple(HostStatus(h.name, host_state(states.get(h.name)), str(h.address),
+                                 f"{self.provider}, {_progress(progress.get(h.name))}"
+                                 + _word(states.get(h.name)))
                       for h in self.lab.hosts)
-        words = {h.state for h in hosts}
-        overall = "up" if words == {"running"} and self.state.data.get("status") == "up" \
-            else "down" if words <= {"not_created", "not created"} else "partial"
-        return LabStatus(self.lab.name, self.name, overall, hosts, (),
-                         {"provider": self.provider})
+        return LabStatus(self.lab.name, self.name,
+                         overall_state(hosts, self.state.data.get("status") == "up"), hosts,
+                         (), provider=self.provider)
 
     def host(self, name: str) -> SshHost:
         if self.state.data.get("status") != "up":
@@ -185,36 +231,51 @@ class VagrantBackend(Backend):
                 # ssh joins its arguments into one remote command line: quote them here.
                 f"{t.user}@{t.hostname}", shlex.join(argv)]
 
+    def _kubectl(self) -> Kubectl:
+        return Kubectl(self.host(self.lab.node.name))
+
     def create_pods(self, specs: list[PodSpec]) -> list[Pod]:
         if not self.lab.kubernetes.provision:
             raise BackendError("pod receivers need Kubernetes on the node, and lab.yaml says "
                                "kubernetes.provision: false; run host-baseline, or set it to "
                                "true and run `lab up` again")
-        node = self.host(self.lab.node.name)
-        run_label = f"{self.lab.name}-{uuid.uuid4().hex[:8]}"
-        names = {spec.name: f"{self.lab.name}-{spec.name}" for spec in specs}
-        self.state.mapping("pod_runs")[run_label] = sorted(names)
+        cases = {s.case for s in specs}
+        if len(cases) != 1:
+            raise ValueError(f"pods of one case at a time, not {sorted(cases)}")
+        label = names.kube_run_label(self.lab.name, cases.pop())
+        kubectl = self._kubectl()
+        if label in self.state.mapping("pod_runs"):
+            # Left by a run that was killed: its pods have the names these need.
+            self._delete_run(kubectl, label)
+        self.state.mapping("pod_runs")[label] = sorted(s.name for s in specs)
         self.state.save()  # recorded before the pods exist
-        manifests = [kubepods.sleeper_pod(self.lab, names[s.name], run_label, s.attachment,
-                                          POD_LIFETIME_S) for s in specs]
         try:
-            kubepods.create(node, self.lab, manifests, run_label)
+            kubepods.create(kubectl, [receiver_pod(self.lab, s) for s in specs], label)
         except BaseException:
-            self._delete_run(run_label)
+            self._delete_run(kubectl, label)
             raise
-        return [Pod(s.name, kubepods.PodHost(s.name, names[s.name], node), s.attachment)
-                for s in specs]
+        return [Pod(s.name, kubepods.PodHost(s.name, names.kube_pod(self.lab.name, s.name),
+                                             kubectl), s.attachment) for s in specs]
 
     def delete_pods(self, pods: list[Pod]) -> None:
         wanted = {p.name for p in pods}
-        for label, names in list(self.state.mapping("pod_runs").items()):
-            if wanted & set(names):
-                self._delete_run(label)
+        kubectl = self._kubectl()
+        for label, members in list(self.state.mapping("pod_runs").items()):
+            if wanted & set(members):
+                self._delete_run(kubectl, label)
 
-    def _delete_run(self, label: str) -> None:
-        kubepods.delete(self.host(self.lab.node.name), label)
+    def _delete_run(self, kubectl: Kubectl, label: str) -> None:
+        kubepods.delete(kubectl, label)
         self.state.mapping("pod_runs").pop(label, None)
         self.state.save()
+
+
+def _word(vagrant_word: str | None) -> str:
+    """Vagrant's own word where the lab's says less (stopped: poweroff, saved, ...)."""
+    if vagrant_word is None or host_state(vagrant_word) in (HostState.RUNNING,
+                                                             HostState.NOT_CREATED):
+        return ""
+    return f" (vagrant: {vagrant_word})"
 
 
 def _progress(record: dict[str, object] | None) -> str:

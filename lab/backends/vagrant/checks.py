@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import ipaddress
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 from lab import command
 from lab.check import Check
-from lab.model import Lab
+from lab.model.lab import Lab
 
 NETWORKS_CONF = Path("/etc/vbox/networks.conf")
 # VirtualBox 6.1.28+ allows host-only networks only here unless networks.conf says more.
@@ -58,51 +59,51 @@ def _memory_available_mb() -> int | None:
     return None
 
 
-def vagrant_checks(lab: Lab, provider: str | None = None) -> list[Check]:
-    provider = provider or lab.vagrant.provider
-    checks = []
+def checks(lab: Lab, options: Mapping[str, str] | None = None) -> list[Check]:
+    provider = (options or {}).get("provider") or lab.vagrant.provider
+    found = []
     if shutil.which("vagrant"):
         out = command.run(["vagrant", "--version"], timeout=60, check=False)
-        checks.append(Check("vagrant", out.ok, out.stdout.strip() or out.stderr.strip(),
+        found.append(Check("vagrant", out.ok, out.stdout.strip() or out.stderr.strip(),
                             "install Vagrant 2.3 or newer"))
     else:
-        checks.append(Check("vagrant", False, "vagrant is not installed.",
+        found.append(Check("vagrant", False, "vagrant is not installed.",
                             "install Vagrant (https://developer.hashicorp.com/vagrant; Debian: "
                             "apt-get install vagrant)"))
     if provider == "virtualbox":
         if shutil.which("VBoxManage"):
             out = command.run(["VBoxManage", "--version"], timeout=60, check=False)
-            checks.append(Check("virtualbox", out.ok, f"VirtualBox {out.stdout.strip()}",
+            found.append(Check("virtualbox", out.ok, f"VirtualBox {out.stdout.strip()}",
                                 "reinstall VirtualBox; `VBoxManage --version` fails"))
         else:
-            checks.append(Check("virtualbox", False, "VirtualBox is not installed "
+            found.append(Check("virtualbox", False, "VirtualBox is not installed "
                                 "(no VBoxManage on PATH).",
                                 "install VirtualBox 7, or use --provider libvirt on Linux"))
         conf = NETWORKS_CONF.read_text() if NETWORKS_CONF.exists() else None
-        checks.append(vbox_subnet_check(lab.subnet, conf))
+        found.append(vbox_subnet_check(lab.subnet, conf))
     else:
         plugin = command.run(["vagrant", "plugin", "list"], timeout=120, check=False) \
             if shutil.which("vagrant") else None
         has_plugin = plugin is not None and "vagrant-libvirt" in plugin.stdout
-        checks.append(Check("vagrant-libvirt", has_plugin,
+        found.append(Check("vagrant-libvirt", has_plugin,
                             "vagrant-libvirt plugin present" if has_plugin else
                             "the vagrant-libvirt plugin is missing.",
                             "apt-get install vagrant-libvirt (or vagrant plugin install "
                             "vagrant-libvirt)"))
         virsh = command.run(["virsh", "-c", "qemu:///system", "version"], timeout=60,
                             check=False) if shutil.which("virsh") else None
-        checks.append(Check("libvirt", virsh is not None and virsh.ok,
+        found.append(Check("libvirt", virsh is not None and virsh.ok,
                             "libvirtd answers" if virsh is not None and virsh.ok else
                             "libvirtd does not answer on qemu:///system.",
                             "apt-get install libvirt-daemon-system qemu-system-x86 and start "
                             "libvirtd"))
     need = sum(h.memory_mb for h in lab.hosts)
     have = _memory_available_mb()
-    checks.append(Check("memory", have is None or have >= need,
+    found.append(Check("memory", have is None or have >= need,
                         f"{have} MB available, the VMs need {need} MB" if have is not None
                         else "unknown", "free memory or lower hosts[].memory in lab.yaml"))
     free_gb = shutil.disk_usage(lab.project_dir).free / 2**30
-    checks.append(Check("disk", free_gb >= DISK_NEEDED_GB,
+    found.append(Check("disk", free_gb >= DISK_NEEDED_GB,
                         f"{free_gb:.0f} GB free in {lab.project_dir}",
                         f"free at least {DISK_NEEDED_GB} GB for the boxes and VM disks"))
-    return checks
+    return found

@@ -16,11 +16,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab import checkpoint, cni, command
-from lab.backends.base import Backend, HostStatus, LabStatus, Pod, PodSpec
-from lab.doctor import netns_problems
+from lab import checkpoint, command, names
+from lab.backends.base import (
+    Backend,
+    HostState,
+    HostStatus,
+    LabStatus,
+    Pod,
+    overall_state,
+)
+from lab.backends.netns import cni
+from lab.backends.netns.checks import problems
+from lab.backends.netns.host import NamespaceHost
 from lab.errors import BackendError
-from lab.nshost import NamespaceHost
+from lab.host import PodSpec
 
 NETNS_DIR = Path("/var/run/netns")
 IP_TIMEOUT_S = 15.0
@@ -40,29 +49,30 @@ def netns_exists(name: str) -> bool:
 class NetnsBackend(Backend):
     name = "netns"
 
-    # -- names: everything carries the lab's prefix -------------------------------------
+    # -- names (lab.names): everything carries the lab's name ------------------------------
     def host_netns(self, host: str) -> str:
-        return f"{self.lab.prefix}{host}"
+        return names.host_netns(self.lab.name, host)
 
     def pod_netns(self, pod: str) -> str:
-        return f"{self.lab.prefix}pod-{pod}"
+        return names.pod_netns(self.lab.name, pod)
 
     @property
     def switch_netns(self) -> str:
-        return f"{self.lab.prefix}lan"
+        return names.switch_netns(self.lab.name)
 
     @property
     def ipam_dir(self) -> Path:
         # host-local keeps its leases under dataDir/<network name>/; a folder per lab keeps
         # two labs apart and lets destroy remove exactly this lab's leases.
-        return Path(os.environ.get("LAB_CNI_DATA_DIR", "/var/lib/cni")) / f"lab-{self.lab.name}"
+        return Path(os.environ.get("LAB_CNI_DATA_DIR", "/var/lib/cni")) / \
+            names.ipam_dir_name(self.lab.name)
 
     # -- lifecycle ---------------------------------------------------------------------
     def preflight(self) -> None:
-        problems = netns_problems()
-        if problems:
+        failed = problems()
+        if failed:
             raise BackendError("this machine is not ready for the netns backend:\n" +
-                               "\n".join(f"  - {p.message} Fix: {p.fix}" for p in problems))
+                               "\n".join(f"  - {p.message} Fix: {p.fix}" for p in failed))
 
     def up(self) -> None:
         self.preflight()
@@ -163,15 +173,13 @@ class NetnsBackend(Backend):
         for h in self.lab.hosts:
             ns = self.host_netns(h.name)
             if ns not in recorded:
-                word = "not created"
+                word = HostState.NOT_CREATED
             else:
-                word = "running" if netns_exists(ns) else "missing"
+                word = HostState.RUNNING if netns_exists(ns) else HostState.MISSING
             hosts.append(HostStatus(h.name, word, str(h.address), f"netns {ns}"))
-        states = {h.state for h in hosts}
-        overall = "up" if states == {"running"} and self.state.data.get("status") == "up" \
-            else "down" if states == {"not created"} else "partial"
-        return LabStatus(self.lab.name, self.name, overall, tuple(hosts),
-                         tuple(sorted(self.state.mapping("pods"))))
+        return LabStatus(self.lab.name, self.name,
+                         overall_state(tuple(hosts), self.state.data.get("status") == "up"),
+                         tuple(hosts), tuple(sorted(self.state.mapping("pods"))))
 
     def host(self, name: str) -> NamespaceHost:
         self.lab.host(name)  # KeyError for an unknown host is a programming error

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from lab import command
 from lab.errors import BackendError
+from lab.remote.ssh import SshTarget
 
 STATUS_TIMEOUT_S = 120.0
 SSH_CONFIG_TIMEOUT_S = 120.0
@@ -58,15 +59,6 @@ def parse_status(text: str) -> dict[str, str]:
     if error:
         raise BackendError(f"vagrant status failed: {error}")
     return {ln.target: ln.data[0] for ln in lines if ln.kind == "state" and ln.target and ln.data}
-
-
-@dataclass(frozen=True)
-class SshTarget:
-    host: str
-    hostname: str
-    port: int
-    user: str
-    identity_file: str
 
 
 def parse_ssh_config(text: str) -> dict[str, SshTarget]:

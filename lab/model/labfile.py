@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lab import fields as f
-from lab.fields import Problems, Section
-from lab.model import (
+from lab import registry
+from lab.model import fields as f
+from lab.model.fields import Problems, Section
+from lab.model.lab import (
     Attachment,
     Box,
     DirectBoot,
@@ -18,8 +19,6 @@ from lab.model import (
     VagrantSettings,
 )
 
-BACKENDS = ("netns", "vagrant")
-PROVIDERS = ("virtualbox", "libvirt")
 MACVLAN_MODES = ("bridge", "private", "vepa", "passthru")
 
 
@@ -40,7 +39,7 @@ def load_lab(path: Path) -> Lab:
     top = Section(problems, "", raw)
 
     name = top.get("name", f.name)
-    backend = top.get("backend", f.choice(*BACKENDS), "netns")
+    backend = top.get("backend", f.choice(*registry.NAMES), "netns")
 
     net = top.section("network")
     subnet = net.get("subnet", f.ipv4_network)
@@ -140,10 +139,10 @@ def _attachment(s: Section, subnet: f.ipaddress.IPv4Network | None,
 
 
 def _vagrant(s: Section) -> VagrantSettings | None:
-    provider = s.get("provider", f.choice(*PROVIDERS), "virtualbox")
+    provider = s.get("provider", f.choice(*registry.PROVIDERS), "virtualbox")
     boxes: dict[str, Box] = {}
     box_section = s.section("boxes")
-    for prov in PROVIDERS:
+    for prov in registry.PROVIDERS:
         b = box_section.section(prov)
         box_name = b.get("name", f.ref)
         version = b.get("version", f.ref)
@@ -164,7 +163,7 @@ def _vagrant(s: Section) -> VagrantSettings | None:
             boot = DirectBoot(kernel, initrd, cmd_line)
     lv.done()
     s.done()
-    if provider is None or driver is None or len(boxes) != len(PROVIDERS):
+    if provider is None or driver is None or len(boxes) != len(registry.PROVIDERS):
         return None
     return VagrantSettings(provider, boxes, LibvirtSettings(driver, boot))
 

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import yaml
 
-from lab import fields as f
 from lab.command import Result
 from lab.errors import BackendError, CommandFailed
-from lab.fields import Problems, Section
 from lab.host import Host
+from lab.model import fields as f
+from lab.model.fields import Problems, Section
 from lab.ui import Reporter
 
 PROVISION_DIR = Path(__file__).resolve().parent.parent / "provision"

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lab import fields as f
 from lab.errors import ConfigError, Problem, UsageError
-from lab.fields import Problems, Section
-from lab.labfile import shown_path
-from lab.model import Lab
+from lab.model import fields as f
+from lab.model.fields import Problems, Section
+from lab.model.lab import Lab
+from lab.model.labfile import shown_path
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from lab.run.outcome import Interval
+
 # A receiver listens a little longer than the sender sends: it must be up before the
 # sender starts and must still be there to print its final report.
 RECEIVER_SLACK_S = 15
@@ -52,6 +54,7 @@ class StreamReport:
 @dataclass(frozen=True)
 class ReceiverReport:
     streams: tuple[StreamReport, ...]
+    intervals: tuple[Interval, ...] = ()  # per-second lines, every stream summed
 
     @property
     def received(self) -> int:
@@ -111,8 +114,12 @@ def parse_server_csv(text: str) -> ReceiverReport:
         if line is not None:
             by_stream.setdefault(line.key, []).append(line)
     streams = []
+    seconds: dict[tuple[float, float], list[_Line]] = {}
     for key, lines in by_stream.items():
         finals = [ln for i, ln in enumerate(lines) if _is_final(ln, lines[:i])]
+        for ln in lines:
+            if not any(ln is f for f in finals):
+                seconds.setdefault((ln.start, ln.end), []).append(ln)
         if finals:
             f = finals[-1]
             streams.append(StreamReport(key[0], max(f.total - f.lost, 0), max(f.lost, 0),
@@ -125,7 +132,12 @@ def parse_server_csv(text: str) -> ReceiverReport:
             streams.append(StreamReport(key[0], max(total - lost, 0), lost, total,
                                         lines[-1].jitter, bits / secs if secs else 0.0,
                                         secs, False))
-    return ReceiverReport(tuple(streams))
+    intervals = tuple(
+        Interval(start, end, sum(max(ln.total - ln.lost, 0) for ln in lines),
+                 sum(max(ln.lost, 0) for ln in lines), max(ln.jitter for ln in lines),
+                 sum(ln.bps for ln in lines))
+        for (start, end), lines in sorted(seconds.items()))
+    return ReceiverReport(tuple(streams), intervals)
 
 
 def _is_final(line: _Line, before: list[_Line]) -> bool:

@@ -7,6 +7,7 @@ import shlex
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fabric import Connection
@@ -16,9 +17,19 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixe
 
 from lab.command import Result
 from lab.errors import BackendError, CommandFailed
-from lab.vagrantcli import SshTarget
 
 CONNECT_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """Where and how to log in: what `vagrant ssh-config` says, or a cluster's node list."""
+
+    host: str
+    hostname: str
+    port: int
+    user: str
+    identity_file: str
 
 
 class SshHost:

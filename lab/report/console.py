@@ -12,6 +12,7 @@ from rich.text import Text
 
 from lab.backends.base import LabStatus
 from lab.check import Check
+from lab.run.outcome import CaseOutcome, ReceiverOutcome, RunSummary
 
 _VERDICT = {"pass": "[green]PASS[/green]", "fail": "[red]FAIL[/red]",
             "error": "[red]ERROR[/red]", "none": "-"}
@@ -45,14 +46,13 @@ _FULL = (("scenario", "left"), ("receiver", "left"), ("on", "left"), ("sent", "r
          ("jitter ms", "right"), ("rate", "right"), ("expected", "left"), ("verdict", "left"))
 
 
-def print_summary(console: Console, summary: dict[str, Any]) -> None:
+def print_summary(console: Console, summary: RunSummary) -> None:
     """The full table when the console is wide enough for it unwrapped; else a compact one
     (where the receiver listens under its name, received/sent, loss and the expectation in
     one cell, no jitter or rate) that fits 80 columns without cutting a name; in a console
     too narrow for even that, two lines per row and no table."""
-    title = (f"run {summary.get('run')} ({summary.get('backend')}, "
-             f"{summary.get('status')})")
-    rows = [row for case in summary.get("scenarios", []) for row in _case_rows(case)]
+    title = f"run {summary.run} ({summary.backend or '-'}, {summary.status})"
+    rows = [row for case in summary.scenarios for row in _case_rows(case)]
     full = _full_table(title, rows)
     compact = _compact_table(title, rows)
     if _measure(console, full).maximum <= console.width:
@@ -61,10 +61,10 @@ def print_summary(console: Console, summary: dict[str, Any]) -> None:
         console.print(compact)
     else:
         _print_lines(console, title, rows)
-    for case in summary.get("scenarios", []):
-        if case.get("error"):
-            console.print(f"[red]{case['name']}: error:[/red] {case['error']}", markup=True)
-    console.print(f"verdict: {_VERDICT.get(summary.get('verdict', 'none'), '-')}")
+    for case in summary.scenarios:
+        if case.error:
+            console.print(f"[red]{case.name}: error:[/red] {case.error}", markup=True)
+    console.print(f"verdict: {_VERDICT.get(summary.verdict, '-')}")
 
 
 def _measure(console: Console, table: Table) -> Measurement:
@@ -114,41 +114,41 @@ def _print_lines(console: Console, title: str, rows: list[_Row]) -> None:
         console.print(Text(f"  {first}" + (f"; {detail}" if detail else "")))
 
 
-def _case_rows(case: dict[str, Any]) -> list[_Row]:
-    sent = case.get("sent")
-    groups = _groups(case.get("receivers") or [])
-    case_verdict = case.get("verdict", "none")
+def _case_rows(case: CaseOutcome) -> list[_Row]:
+    sent = case.sent
+    groups = _groups(case.receivers)
+    case_verdict = case.verdict
     if not groups:
-        return [_Row(case["name"], _num(sent), "-", "-", "-", "-", "-", "-", "-", "-",
+        return [_Row(case.name, _num(sent), "-", "-", "-", "-", "-", "-", "-", "-",
                      _VERDICT.get(case_verdict, "-"), "",
                      "no receivers" if sent is None else f"sent {sent}, no receivers")]
     rows = []
     for i, members in enumerate(groups):
         first = members[0]
-        on = f"pod {first['iface']}" if first["placement"] == "pod" \
-            else f"{first['host']} {first['iface']}"
-        name = first["receiver"] + (f" x{len(members)}" if len(members) > 1 else "")
-        expect = str(first.get("expect") or "-")
-        received = _span([m.get("received") for m in members])
-        rates = [m["rate_bps"] for m in members if m.get("rate_bps")]
-        jitter = _num(max((m["jitter_ms"] for m in members if m.get("jitter_ms") is not None),
+        on = f"pod {first.iface}" if first.placement == "pod" \
+            else f"{first.host} {first.iface}"
+        name = first.receiver + (f" x{len(members)}" if len(members) > 1 else "")
+        expect = first.expect or "-"
+        received = _span([m.received for m in members])
+        rates = [m.rate_bps for m in members if m.rate_bps]
+        jitter = _num(max((m.jitter_ms for m in members if m.jitter_ms is not None),
                           default=None), "{:.3f}")
         rate = f"{min(rates) / 1e6:.2f} Mbit/s" if rates else "-"
         if _expects_nothing(expect):
             # Nothing is lost where nothing should arrive: no lost count, no loss %.
             lost = loss = "-"
-            if all(m.get("received") == 0 for m in members):
+            if all(m.received == 0 for m in members):
                 received = "0, as expected"
                 outcome = "not received, as expected\n" + \
                     ("sent: unknown" if sent is None else f"sent: {sent}")
             else:
                 outcome = f"{_of(received, sent)}\nexpected: {expect}"
         else:
-            lost = _span([m.get("lost") for m in members])
-            loss = _span([m.get("loss_pct") for m in members], "{:g}")
+            lost = _span([m.lost for m in members])
+            loss = _span([m.loss_pct for m in members], "{:g}")
             outcome = _of(received, sent) + ("" if loss == "-" else f", {loss} % lost") + \
                 f"\nexpected: {expect}"
-        rows.append(_Row(case["name"] if i == 0 else "", _num(sent) if i == 0 else "",
+        rows.append(_Row(case.name if i == 0 else "", _num(sent) if i == 0 else "",
                          name, on, received, lost, loss, jitter, rate, expect,
                          *_group_verdict(case_verdict, members), outcome))
     return rows
@@ -164,24 +164,24 @@ def _expects_nothing(expect: str) -> bool:
     return expect.startswith("nothing")
 
 
-def _group_verdict(case_verdict: str, members: list[dict[str, Any]]) -> tuple[str, str]:
+def _group_verdict(case_verdict: str, members: list[ReceiverOutcome]) -> tuple[str, str]:
     """The group's verdict, and "2/16" when that many of its members failed."""
     # A case that ended in an error has no receiver verdicts worth showing: its receivers
     # were judged (older summaries: "fail") or marked "error" on whatever arrived before.
-    if case_verdict == "error" or any(m.get("verdict") == "error" for m in members):
+    if case_verdict == "error" or any(m.verdict == "error" for m in members):
         return _VERDICT["error"], ""
-    passed = sum(1 for m in members if m.get("verdict") == "pass")
+    passed = sum(1 for m in members if m.verdict == "pass")
     if passed == len(members):
         return _VERDICT["pass"], ""
     return _VERDICT["fail"], f"{len(members) - passed}/{len(members)}" if len(members) > 1 \
         else ""
 
 
-def _groups(receivers: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+def _groups(receivers: tuple[ReceiverOutcome, ...]) -> list[list[ReceiverOutcome]]:
     """Members of one receiver group (16 fan-out pods) share a table row."""
-    groups: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, list[ReceiverOutcome]] = {}
     for r in receivers:
-        groups.setdefault(r.get("receiver", r["name"]), []).append(r)
+        groups.setdefault(r.receiver, []).append(r)
     return list(groups.values())
 
 

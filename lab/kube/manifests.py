@@ -1,0 +1,79 @@
+"""The Kubernetes objects of a lab, built here and only here: the NetworkAttachmentDefinition
+(the walkthrough's `net-config.yml`) and the receiver pods (its `example-mcast-pod.yml`).
+
+`lab manifests` prints what these build, and the vagrant backend applies what these build:
+the pods a user reads are the pods the runner uses. A receiver pod only waits; the runner
+runs its iperf receiver in it with `kubectl exec`, so it sees iperf's output and exit status.
+The command it runs is written on the pod (annotation `mcast-lab/receiver`), so a user
+applying the pods by hand can run the same.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+from lab import names
+from lab.host import PodSpec
+from lab.model.lab import Lab
+
+NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
+RECEIVER_ANNOTATION = "mcast-lab/receiver"
+# A pod ends by itself this long after its receiver would, even if nobody deletes it.
+POD_SPARE_S = 300
+
+
+def _labels(lab: Lab, **more: str) -> dict[str, str]:
+    return {"app.kubernetes.io/part-of": names.PART_OF, names.LABEL_LAB: lab.name, **more}
+
+
+def nad_manifest(lab: Lab, master: str) -> dict[str, Any]:
+    """The NAD on the node's lab NIC `master`; its config has no "name": Multus fills it
+    from metadata.name."""
+    return {
+        "apiVersion": "k8s.cni.cncf.io/v1",
+        "kind": "NetworkAttachmentDefinition",
+        "metadata": {"name": lab.attachment.name, "labels": _labels(lab)},
+        "spec": {"config": json.dumps(lab.nad_config(master), indent=2)},
+    }
+
+
+def receiver_pod(lab: Lab, spec: PodSpec) -> dict[str, Any]:
+    """The pod for one receiver: the Multus annotation `NAD@ifname` when it is attached."""
+    annotations = {RECEIVER_ANNOTATION: shlex.join(spec.receiver_argv)}
+    if spec.attachment:
+        annotations[NETWORKS_ANNOTATION] = f"{lab.attachment.name}@{lab.attachment.ifname}"
+    lifetime = spec.listen_s + POD_SPARE_S
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": names.kube_pod(lab.name, spec.name),
+            "labels": _labels(lab, **{names.LABEL_RUN: names.kube_run_label(lab.name,
+                                                                             spec.case)}),
+            "annotations": annotations,
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            # Bounded like every receiver: the pod ends even if nobody deletes it.
+            "activeDeadlineSeconds": lifetime,
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "receiver", "image": lab.kubernetes.iperf_image,
+                            "command": ["sleep", str(lifetime)]}],
+        },
+    }
+
+
+def lab_manifests(lab: Lab, master: str, pods: list[PodSpec]) -> list[dict[str, Any]]:
+    """The NAD and the receiver pods of one case, in the order they are applied."""
+    return [nad_manifest(lab, master), *(receiver_pod(lab, spec) for spec in pods)]
+
+
+def receiver_argv(pod: dict[str, Any]) -> list[str]:
+    """The receiver command a pod built by `receiver_pod` is for."""
+    return shlex.split(pod["metadata"]["annotations"][RECEIVER_ANNOTATION])
+
+
+def attached(pod: dict[str, Any]) -> bool:
+    return NETWORKS_ANNOTATION in pod["metadata"].get("annotations", {})

@@ -1,0 +1,156 @@
+"""What a run found, typed: a receiver's outcome, a case's, the run's summary, and the one
+place that writes and reads `summary.json`.
+
+The file carries `"schema": SCHEMA`; summaries written before the field existed (schema 0)
+are read too. Per-second rows of every receiver are kept (`intervals`), as iperf printed
+them, for plots and for seeing when loss happened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import MISSING, asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from lab.errors import UsageError
+
+SCHEMA = 1
+SUMMARY = "summary.json"
+VERDICTS = ("pass", "fail", "error", "none")
+
+
+@dataclass(frozen=True)
+class Interval:
+    """One per-second report line of a receiver (all its streams together)."""
+
+    start_s: float
+    end_s: float
+    received: int
+    lost: int  # gaps in sequence numbers in that second, as iperf counts them
+    jitter_ms: float
+    rate_bps: float
+
+
+@dataclass(frozen=True)
+class ReceiverOutcome:
+    name: str  # the member (fanout-3), or the receiver's name
+    receiver: str  # the receiver spec it belongs to
+    placement: str  # "host" or "pod"
+    host: str
+    iface: str
+    attachment: bool
+    received: int
+    lost: int | None  # against the sender's count; None when that is unknown
+    loss_pct: float | None
+    iperf_lost: int  # gaps in sequence numbers, as iperf counts them
+    jitter_ms: float | None
+    rate_bps: int
+    complete: bool  # its final report came before it was asked to stop
+    expect: str
+    verdict: str  # pass, fail, or error (the case went wrong: nothing judged)
+    intervals: tuple[Interval, ...] = ()
+
+    def judged(self, verdict: str) -> ReceiverOutcome:
+        return ReceiverOutcome(**{**_shallow(self), "verdict": verdict})
+
+
+@dataclass(frozen=True)
+class CaseOutcome:
+    name: str
+    scenario: str
+    file: str
+    verdict: str  # pass, fail, error
+    error: str | None
+    group: str
+    rate_bps: int
+    duration_s: int
+    sent: int | None  # data datagrams the sender reported; None when it reported nothing
+    elapsed_s: float
+    receivers: tuple[ReceiverOutcome, ...]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run: str
+    lab: str
+    backend: str
+    lab_file: str
+    started: str
+    finished: str | None
+    status: str  # running, complete, interrupted
+    verdict: str
+    scenarios: tuple[CaseOutcome, ...]
+    recovered: str | None = None  # when a killed run's folder was kept
+    note: str | None = None
+    schema: int = SCHEMA
+
+
+def _shallow(obj: Any) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
+def overall_verdict(cases: list[CaseOutcome] | tuple[CaseOutcome, ...]) -> str:
+    verdicts = {c.verdict for c in cases}
+    if "error" in verdicts:
+        return "error"
+    if "fail" in verdicts:
+        return "fail"
+    return "pass" if cases else "none"
+
+
+# -- summary.json --------------------------------------------------------------------------
+
+
+def to_json(summary: RunSummary) -> dict[str, Any]:
+    data = asdict(summary)
+    # The schema first, the optional notes only when there are any.
+    for key in ("recovered", "note"):
+        if data[key] is None:
+            del data[key]
+    return {"schema": data.pop("schema"), **data}
+
+
+def _receiver(d: dict[str, Any]) -> ReceiverOutcome:
+    return ReceiverOutcome(**{**_known(ReceiverOutcome, d), "intervals": tuple(
+        Interval(**i) for i in d.get("intervals") or ())})
+
+
+def _case(d: dict[str, Any]) -> CaseOutcome:
+    return CaseOutcome(**{**_known(CaseOutcome, d), "receivers": tuple(
+        _receiver(r) for r in d.get("receivers") or ())})
+
+
+def _known(cls: type, d: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    missing = [f.name for f in fields(cls) if f.name not in d and f.default is MISSING
+               and f.default_factory is MISSING]
+    if missing:
+        raise ValueError(f"{cls.__name__} lacks {', '.join(missing)}")
+    return {k: v for k, v in d.items() if k in names}
+
+
+def from_json(data: dict[str, Any]) -> RunSummary:
+    schema = data.get("schema", 0)
+    if not isinstance(schema, int) or schema > SCHEMA:
+        raise ValueError(f"schema {schema!r} is newer than this lab reads ({SCHEMA})")
+    return RunSummary(**{**_known(RunSummary, {**data, "schema": SCHEMA}),
+                         "scenarios": tuple(_case(c) for c in data.get("scenarios") or ())})
+
+
+def write_summary(folder: Path, summary: RunSummary) -> None:
+    """summary.json written whole or not at all (a crash never leaves half a file)."""
+    tmp = folder / f".{SUMMARY}.tmp"
+    tmp.write_text(json.dumps(to_json(summary), indent=2) + "\n")
+    os.replace(tmp, folder / SUMMARY)
+
+
+def read_summary(folder: Path) -> RunSummary:
+    path = folder / SUMMARY
+    if not path.is_file():
+        raise UsageError(f"{folder} has no {SUMMARY}")
+    try:
+        return from_json(json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"{path} is not a summary this lab can read: {exc}") from None

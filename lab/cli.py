@@ -67,8 +67,8 @@ class Context:
         return State(names.state_file(self.lab.project_dir, self.lab.name))
 
     def backend(self, state: State) -> Backend:
-        name = self.backend_option or state.data.get("backend") or self.lab.backend
-        recorded = state.data.get("backend")
+        name = self.backend_option or state.backend or self.lab.backend
+        recorded = state.backend
         if self.backend_option and recorded and recorded != self.backend_option:
             raise UsageError(f"lab {self.lab.name} is up with the {recorded} backend; "
                              f"`lab destroy` it before using --backend {self.backend_option}")

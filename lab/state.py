@@ -12,50 +12,96 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, Self, TypeVar
 
-from lab.errors import LabBusy
+from lab.errors import BackendError, LabBusy
 
 STATE_VERSION = 1
+R = TypeVar("R", bound="Record")
 
 
-def lab_dir(project_dir: Path, lab_name: str) -> Path:
-    return project_dir / ".lab" / lab_name
+class Record(Protocol):
+    """A backend's typed record of what it made (each backend package has its own)."""
+
+    backend: str
+
+    def to_json(self) -> dict[str, Any]: ...
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        """Raise KeyError/TypeError/ValueError on anything it does not know."""
+        ...
+
+
+def known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """`data` checked against the dataclass `cls`: a key it does not know is an error."""
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(unknown)}")
+    return dict(data)
 
 
 class State:
-    """A JSON document saved atomically after every change."""
+    """The state file: one backend's record, saved atomically after every change.
+
+    The file is read once; `record(cls)` gives the typed record (a fresh, empty one when
+    there is no file). Which backend wrote it can be asked before knowing its record type.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.data: dict[str, Any] = {}
+        self._raw: dict[str, Any] = {}
+        self._record: Record | None = None
         if path.exists():
-            self.data = json.loads(path.read_text())
+            try:
+                self._raw = json.loads(path.read_text())
+            except ValueError as exc:
+                raise BackendError(f"{path} is not JSON ({exc}); move it away and run "
+                                   "`lab destroy` to remove what it recorded") from None
 
     @property
     def exists(self) -> bool:
         return self.path.exists()
 
+    @property
+    def backend(self) -> str | None:
+        """The backend the lab is up with, if any."""
+        if self._record is not None:
+            return self._record.backend if self.exists else None
+        value = self._raw.get("backend")
+        return value if isinstance(value, str) else None
+
+    def record(self, cls: type[R]) -> R:
+        if self._record is None:
+            data = {k: v for k, v in self._raw.items() if k != "version"}
+            try:
+                self._record = cls.from_json(data)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise BackendError(f"{self.path} is not a state record this lab reads "
+                                   f"({cls.__name__}: {exc}); it was written by another "
+                                   "version of lab or changed by hand") from None
+        if not isinstance(self._record, cls):
+            raise TypeError(f"{self.path} holds a {type(self._record).__name__}")
+        return self._record
+
     def save(self) -> None:
+        if self._record is None:
+            raise RuntimeError("save() before record(): nothing to save")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"version": STATE_VERSION, **self.data}, indent=2) + "\n")
+        tmp.write_text(json.dumps({"version": STATE_VERSION, **self._record.to_json()},
+                                  indent=2) + "\n")
         os.replace(tmp, self.path)
 
     def remove(self) -> None:
+        """Delete the file; the record starts over empty (a demo's next `up` uses it)."""
         self.path.unlink(missing_ok=True)
-        self.data = {}
-
-    def list(self, key: str) -> list[Any]:
-        value = self.data.setdefault(key, [])
-        assert isinstance(value, list)
-        return value
-
-    def mapping(self, key: str) -> dict[str, Any]:
-        value = self.data.setdefault(key, {})
-        assert isinstance(value, dict)
-        return value
+        self._raw = {}
+        if self._record is not None:
+            self._record = type(self._record).from_json({})
 
 
 @contextlib.contextmanager

@@ -50,10 +50,11 @@ class Project:
 
     dir: Path
     name: str
+    file_name: str = "lab.yaml"  # another lab of the same project has its own file
 
     @property
     def lab_file(self) -> Path:
-        return self.dir / "lab.yaml"
+        return self.dir / self.file_name
 
     def lab(self, *args: str, timeout: float = 300, check_codes: tuple[int, ...] | None = None,
             ) -> subprocess.CompletedProcess[str]:

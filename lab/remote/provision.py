@@ -27,7 +27,7 @@ from lab.model import fields as f
 from lab.model.fields import Problems, Section
 from lab.ui import Reporter
 
-PROVISION_DIR = Path(__file__).resolve().parent.parent / "provision"
+PROVISION_DIR = Path(__file__).resolve().parents[2] / "provision"  # lab/remote/ -> repo
 DEFAULT_STATE_DIR = "/var/lib/mcast-lab"
 TRANSIENT_EXIT = 75
 RETRY_WAIT_S = 5.0

@@ -25,6 +25,7 @@ import yaml
 from lab.backends.base import Pod
 from lab.backends.netns.backend import NetnsBackend
 from lab.backends.vagrant.backend import VagrantBackend
+from lab.backends.vagrant.record import VagrantRecord
 from lab.cli import main
 from lab.command import Result
 from lab.host import PodSpec, Process
@@ -91,7 +92,7 @@ def backends(tmp_path: Path) -> Iterator[tuple[VagrantBackend, KubectlOnNamespac
     netns.up()
     try:
         state = State(project.dir / ".lab" / lab.name / "state.json")
-        state.data["status"] = "up"
+        state.record(VagrantRecord).status = "up"
         vagrant = VagrantBackend(lab, state, Reporter(quiet=True),
                              options={"provider": "libvirt"})
         node = KubectlOnNamespaces("k8s", netns)
@@ -125,16 +126,16 @@ def test_pod_scenarios_through_kubectl_with_real_traffic(
     rows = attached.receivers[0].intervals
     assert 4 <= len(rows) <= 6 and sum(r.received for r in rows) >= attached.sent - 100
     # The manifests applied carry the annotation only on the attached pod.
-    assert [d["metadata"].get("annotations") for d in node.manifests] == \
-        [{NETWORKS_ANNOTATION: "eth1-multicast@eth1"}, None]
+    assert [d["metadata"]["annotations"].get(NETWORKS_ANNOTATION) for d in node.manifests] == \
+        ["eth1-multicast@eth1", None]
     # iperf ran in the pods through kubectl exec, bound to the right interface.
     execs = [c for c in node.commands if "exec" in c and "iperf" in c]
     assert [c[c.index("-B") + 1] for c in execs] == ["224.0.67.67%eth1", "224.0.67.67%eth0"]
     # Every run's pods were deleted by label, and nothing is left recorded or running.
     deletes = [c for c in node.commands if "delete" in c]
     assert len(deletes) == 2 and all("--ignore-not-found" in c for c in deletes)
-    assert vagrant.state.mapping("pod_runs") == {}
-    assert node.pods == {} and node.lab.state.mapping("pods") == {}
+    assert vagrant.record.pod_runs == {}
+    assert node.pods == {} and node.lab.record.pods == {}
 
 
 def test_lab_manifests_prints_exactly_the_pods_the_runner_applies(

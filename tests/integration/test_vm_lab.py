@@ -3,8 +3,10 @@ from Debian packages (tests/vm/build-box.sh, cached in /var/cache/mcast-lab/box)
 
 Boots `mcastsrc` and `k8s` with `lab up --provider libvirt`, provisions them, runs
 host-baseline between them (datagram counts from iperf), checks that a second `lab up`
-skips every step, and that `lab destroy` leaves no domain and no network behind. The VMs'
-networks are isolated libvirt networks (no forwarding, no DNS): nothing leaves the machine.
+skips every step, boots a second lab of another name beside it (its own subnets), destroys
+that one with the first left intact, and checks that `lab destroy` leaves no domain and no
+network behind. The VMs' networks are isolated libvirt networks (no forwarding, no DNS):
+nothing leaves the machine. One lab is booted for the whole module (a boot costs minutes).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pytest
 import yaml
 
 from lab.backends.vagrant.cli import parse_status
-from tests.conftest import REPO, make_project
+from tests.conftest import REPO, Project, make_project
 
 BOX_DIR = Path(os.environ.get("LAB_TEST_BOX_DIR", "/var/cache/mcast-lab/box"))
 BOX_NAME = "mcast-lab/debian-12-test"
@@ -82,77 +84,142 @@ def _networks(prefix: str) -> list[str]:
     return [n for n in out.split() if n.startswith(prefix)]
 
 
-def test_two_vms_up_provisioned_host_baseline_and_clean_destroy(box: Path, tmp_path: Path
-                                                                ) -> None:
+def _vm_lab_data(box: Path) -> dict:
     data = yaml.safe_load((REPO / "lab.yaml").read_text())
-    vagrant = dict(data["vagrant"], provider="libvirt", libvirt={
+    data["vagrant"] = dict(data["vagrant"], provider="libvirt", libvirt={
         "driver": "qemu",  # KVM is not usable on these machines; QEMU emulates
         "direct_boot": {"kernel": str(box / "vmlinuz"), "initrd": str(box / "initrd.img"),
                         "cmd_line": "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet"}})
-    hosts = [dict(h, memory=768, cpus=1) for h in data["hosts"]]
+    data["hosts"] = [dict(h, memory=768, cpus=1) for h in data["hosts"]]
     # No internet here: the Kubernetes tier (packages, kubeadm, flannel, Multus) cannot run;
     # the node's offline preparation (swap, modules, sysctls) does.
-    kubernetes = dict(data["kubernetes"], provision=False)
-    project = make_project(tmp_path / "proj", backend="vagrant", vagrant=vagrant, hosts=hosts,
-                           kubernetes=kubernetes)
+    data["kubernetes"] = dict(data["kubernetes"], provision=False)
+    return data
+
+
+@pytest.fixture(scope="module")
+def vm_lab(box: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+    data = _vm_lab_data(box)
+    project = make_project(tmp_path_factory.mktemp("vm") / "proj", backend="vagrant",
+                           vagrant=data["vagrant"], hosts=data["hosts"],
+                           kubernetes=data["kubernetes"])
     shutil.copy(REPO / "Vagrantfile", project.dir / "Vagrantfile")
     try:
-        start = time.monotonic()
-        up = project.lab("up", "--provider", "libvirt", timeout=1500)
-        up_s = time.monotonic() - start
-        assert up.returncode == 0, up.stdout + up.stderr
-        print(f"\nlab up (2 VMs, QEMU): {up_s:.1f} s")
-        assert sorted(_domains(project.name)) == [f"{project.name}-k8s",
-                                                  f"{project.name}-mcastsrc"]
-
-        # The parser on the real `vagrant status --machine-readable` of this lab (kept for
-        # the unit tests as tests/data/vagrant/status-running.txt when LAB_CAPTURE is set).
-        real = subprocess.run(
-            ["vagrant", "status", "--machine-readable"], cwd=project.dir, capture_output=True,
-            text=True, timeout=300, check=True,
-            env={**os.environ, "LAB_VAGRANT_JSON": str(project.dir / ".lab" / "vagrant.json"),
-                 "VAGRANT_DEFAULT_PROVIDER": "libvirt"}).stdout
-        assert parse_status(real) == {"mcastsrc": "running", "k8s": "running"}, real
-        if os.environ.get("LAB_CAPTURE"):
-            (REPO / "tests" / "data" / "vagrant" / "status-running.txt").write_text(real)
-
-        status = json.loads(project.lab("status", "--json", check_codes=(0,)).stdout)
-        assert status["state"] == "up"
-        assert [h["state"] for h in status["hosts"]] == ["running", "running"]
-        details = {h["name"]: h["detail"] for h in status["hosts"]}
-        assert "provisioned 3/3 steps" in details["mcastsrc"], status
-        assert "provisioned 4/4 steps" in details["k8s"], status
-
-        # The node's offline Kubernetes preparation really happened (through `lab ssh`).
-        probe = project.lab("ssh", "k8s", "--", "sh", "-c",
-                            "cat /proc/sys/net/bridge/bridge-nf-call-iptables; "
-                            "swapon --noheadings | wc -l; lsmod | grep -c '^br_netfilter'",
-                            timeout=120)
-        assert probe.returncode == 0, probe.stdout + probe.stderr
-        assert probe.stdout.split() == ["1", "0", "1"], probe.stdout
-
-        run = project.lab("run", "host-baseline", timeout=300)
-        assert run.returncode == 0, run.stdout + run.stderr
-        runs = sorted((project.dir / "results").glob("[0-9]*"))
-        (case,) = json.loads((runs[-1] / "summary.json").read_text())["scenarios"]
-        (receiver,) = case["receivers"]
-        assert case["sent"] >= 440 and receiver["received"] == case["sent"], case
-        assert receiver["iface"] == "eth1"  # found by address during provisioning
-
-        start = time.monotonic()
-        again = project.lab("up", "--provider", "libvirt", timeout=900)
-        print(f"second lab up: {time.monotonic() - start:.1f} s")
-        assert again.returncode == 0, again.stdout + again.stderr
-        # One `vagrant status` saw the VMs running: no `vagrant up` this time.
-        assert "VMs already running" in again.stderr, again.stderr
-        assert "vagrant up (" not in again.stderr, again.stderr
-        for host in ("mcastsrc", "k8s"):
-            for step in ("lab-nic", "iperf", "sysctl"):
-                assert f"{host}: {step} already done" in again.stderr, again.stderr
-        assert "k8s: k8s-prep already done" in again.stderr
-        assert " done (" not in again.stderr  # nothing ran again
+        yield project
     finally:
-        destroy = project.lab("destroy", timeout=900)
+        project.lab("destroy", timeout=900)  # the last test asserts on it; this is cleanup
+
+
+def _state(project: Project) -> dict:
+    return json.loads((project.dir / ".lab" / project.name / "state.json").read_text())
+
+
+def test_two_vms_up_provisioned_and_host_baseline(vm_lab: Project) -> None:
+    project = vm_lab
+    start = time.monotonic()
+    up = project.lab("up", "--provider", "libvirt", timeout=1500)
+    up_s = time.monotonic() - start
+    assert up.returncode == 0, up.stdout + up.stderr
+    print(f"\nlab up (2 VMs, QEMU): {up_s:.1f} s")
+    assert sorted(_domains(project.name)) == [f"{project.name}-k8s",
+                                              f"{project.name}-mcastsrc"]
+
+    # The parser on the real `vagrant status --machine-readable` of this lab (kept for
+    # the unit tests as tests/data/vagrant/status-running.txt when LAB_CAPTURE is set).
+    own = project.dir / ".lab" / project.name
+    real = subprocess.run(
+        ["vagrant", "status", "--machine-readable"], cwd=project.dir, capture_output=True,
+        text=True, timeout=300, check=True,
+        env={**os.environ, "LAB_VAGRANT_JSON": str(own / "vagrant.json"),
+             "VAGRANT_DOTFILE_PATH": str(own / "vagrant"),
+             "VAGRANT_DEFAULT_PROVIDER": "libvirt"}).stdout
+    assert parse_status(real) == {"mcastsrc": "running", "k8s": "running"}, real
+    if os.environ.get("LAB_CAPTURE"):
+        (REPO / "tests" / "data" / "vagrant" / "status-running.txt").write_text(real)
+
+    status = json.loads(project.lab("status", "--json", check_codes=(0,)).stdout)
+    assert status["state"] == "up"
+    assert [h["state"] for h in status["hosts"]] == ["running", "running"]
+    details = {h["name"]: h["detail"] for h in status["hosts"]}
+    assert "provisioned 3/3 steps" in details["mcastsrc"], status
+    assert "provisioned 4/4 steps" in details["k8s"], status
+
+    # The node's offline Kubernetes preparation really happened (through `lab ssh`).
+    probe = project.lab("ssh", "k8s", "--", "sh", "-c",
+                        "cat /proc/sys/net/bridge/bridge-nf-call-iptables; "
+                        "swapon --noheadings | wc -l; lsmod | grep -c '^br_netfilter'",
+                        timeout=120)
+    assert probe.returncode == 0, probe.stdout + probe.stderr
+    assert probe.stdout.split() == ["1", "0", "1"], probe.stdout
+
+    run = project.lab("run", "host-baseline", timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    runs = sorted((project.dir / "results").glob("[0-9]*"))
+    (case,) = json.loads((runs[-1] / "summary.json").read_text())["scenarios"]
+    (receiver,) = case["receivers"]
+    assert case["sent"] >= 440 and receiver["received"] == case["sent"], case
+    assert receiver["iface"] == "eth1"  # found by address during provisioning
+
+
+def test_a_second_lab_up_skips_every_step(vm_lab: Project) -> None:
+    project = vm_lab
+    start = time.monotonic()
+    again = project.lab("up", "--provider", "libvirt", timeout=900)
+    print(f"\nsecond lab up: {time.monotonic() - start:.1f} s")
+    assert again.returncode == 0, again.stdout + again.stderr
+    # One `vagrant status` saw the VMs running: no `vagrant up` this time.
+    assert "VMs already running" in again.stderr, again.stderr
+    assert "vagrant up (" not in again.stderr, again.stderr
+    for host in ("mcastsrc", "k8s"):
+        for step in ("lab-nic", "iperf", "sysctl"):
+            assert f"{host}: {step} already done" in again.stderr, again.stderr
+    assert "k8s: k8s-prep already done" in again.stderr
+    assert " done (" not in again.stderr  # nothing ran again
+
+
+def test_two_labs_side_by_side_and_destroying_one_leaves_the_other(box: Path,
+                                                                    vm_lab: Project) -> None:
+    first = vm_lab
+    assert json.loads(first.lab("status", "--json", check_codes=(0,)).stdout)["state"] == "up"
+    # A second lab of the same project: its own name, file and lab subnet.
+    data = yaml.safe_load(first.lab_file.read_text())
+    other = "u" + first.name[1:]
+    data["name"] = other
+    data["network"] = dict(data["network"], subnet="192.168.57.0/24")
+    data["hosts"] = [dict(h, address=h["address"].replace("192.168.56.", "192.168.57."))
+                     for h in data["hosts"]]
+    data["attachment"]["range"] = {"start": "192.168.57.13", "end": "192.168.57.254"}
+    (first.dir / "other.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    second = Project(first.dir, other, "other.yaml")
+    try:
+        up = second.lab("up", "--provider", "libvirt", timeout=1500)
+        assert up.returncode == 0, up.stdout + up.stderr
+        for lab in (first, second):
+            status = json.loads(lab.lab("status", "--json", check_codes=(0,)).stdout)
+            assert status["state"] == "up", status
+            assert [h["state"] for h in status["hosts"]] == ["running", "running"], status
+        subnets = {_state(lab)["management_subnet"] for lab in (first, second)}
+        assert len(subnets) == 2, subnets  # each lab its own management network
+        assert sorted(_networks(second.name)) == [f"{other}-lab", f"{other}-mgmt"]
+        run = second.lab("run", "host-baseline", timeout=300)
+        assert run.returncode == 0, run.stdout + run.stderr
+    finally:
+        destroy = second.lab("destroy", timeout=900)
     assert destroy.returncode == 0, destroy.stdout + destroy.stderr
-    assert _domains(project.name) == []
-    assert _networks(project.name) == []
+    assert _domains(other) == [] and _networks(other) == []
+    assert not (first.dir / ".lab" / other / "state.json").exists()
+    # The first lab is untouched: up, both VMs running, reachable, its networks there.
+    status = json.loads(first.lab("status", "--json", check_codes=(0,)).stdout)
+    assert status["state"] == "up" and [h["state"] for h in status["hosts"]] == \
+        ["running", "running"], status
+    assert sorted(_domains(first.name)) == [f"{first.name}-k8s", f"{first.name}-mcastsrc"]
+    assert sorted(_networks(first.name)) == [f"{first.name}-lab", f"{first.name}-mgmt"]
+    probe = first.lab("ssh", "mcastsrc", "--", "true", timeout=120)
+    assert probe.returncode == 0, probe.stdout + probe.stderr
+
+
+def test_destroy_leaves_no_domain_and_no_network(vm_lab: Project) -> None:
+    destroy = vm_lab.lab("destroy", timeout=900)
+    assert destroy.returncode == 0, destroy.stdout + destroy.stderr
+    assert _domains(vm_lab.name) == []
+    assert _networks(vm_lab.name) == []

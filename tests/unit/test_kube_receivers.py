@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from lab.backends.vagrant.backend import VagrantBackend
+from lab.backends.vagrant.record import VagrantRecord
 from lab.command import Result
 from lab.errors import BackendError
 from lab.model.labfile import load_lab
@@ -61,7 +62,7 @@ def backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[VagrantBac
     shutil.copytree(REPO / "scenarios", tmp_path / "scenarios")
     lab = load_lab(tmp_path / "lab.yaml")
     state = State(tmp_path / ".lab" / lab.name / "state.json")
-    state.data["status"] = "up"
+    state.record(VagrantRecord).status = "up"
     b = VagrantBackend(lab, state, Reporter(quiet=True),
                              options={"provider": "libvirt"})
     hosts = {"k8s": FakeKubectlNode("k8s")}
@@ -81,7 +82,7 @@ def test_pods_not_ready_are_described_and_deleted(backend) -> None:
     commands = hosts["k8s"].commands
     assert any("describe" in c for c in commands)
     assert "delete" in commands[-1]
-    assert b.state.mapping("pod_runs") == {}
+    assert b.record.pod_runs == {}
 
 
 def test_pods_refused_when_kubernetes_is_not_provisioned(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from lab.backends.base import (
 from lab.backends.netns import cni
 from lab.backends.netns.checks import problems
 from lab.backends.netns.host import NamespaceHost
+from lab.backends.netns.record import NetnsRecord, PodNetwork, PodRecord
 from lab.errors import BackendError
 from lab.host import PodSpec
 
@@ -48,6 +49,10 @@ def netns_exists(name: str) -> bool:
 
 class NetnsBackend(Backend):
     name = "netns"
+
+    @property
+    def record(self) -> NetnsRecord:
+        return self.state.record(NetnsRecord)
 
     # -- names (lab.names): everything carries the lab's name ------------------------------
     def host_netns(self, host: str) -> str:
@@ -76,11 +81,11 @@ class NetnsBackend(Backend):
 
     def up(self) -> None:
         self.preflight()
-        if self.state.data.get("status") == "up" and all(
-                netns_exists(ns) for ns in self.state.mapping("namespaces")):
+        if self.record.status == "up" and all(
+                netns_exists(ns) for ns in self.record.namespaces):
             self.reporter.info(f"lab {self.lab.name} is already up (netns)")
             return
-        if self.state.data.get("status"):
+        if self.record.status:
             # A partial lab from an interrupted `up`: start from nothing.
             self.destroy()
         wanted = [self.host_netns(h.name) for h in self.lab.hosts]
@@ -92,8 +97,8 @@ class NetnsBackend(Backend):
                                f"not recorded by this lab ({self.state.path}); another lab "
                                f"named {self.lab.name!r} may be running. Give this lab another "
                                "name, or remove them with `ip netns delete NAME`")
-        self.state.data.update({"backend": self.name, "status": "creating",
-                                "ipam_dir": str(self.ipam_dir), "created": time.time()})
+        self.record.status, self.record.created = "creating", time.time()
+        self.record.ipam_dir = str(self.ipam_dir)
         self.state.save()
         try:
             with self.reporter.step(f"hosts {', '.join(h.name for h in self.lab.hosts)} "
@@ -109,11 +114,11 @@ class NetnsBackend(Backend):
             self.reporter.warn("`lab up` did not finish: removing what it created")
             self.destroy()
             raise
-        self.state.data["status"] = "up"
+        self.record.status = "up"
         self.state.save()
 
     def _add_netns(self, netns: str, role: str) -> None:
-        self.state.mapping("namespaces")[netns] = role
+        self.record.namespaces[netns] = role
         self.state.save()  # recorded before it exists: destroy finds it after any crash
         _ip("netns", "add", netns, what=f"create namespace {netns}")
         _ip("-n", netns, "link", "set", "lo", "up")
@@ -144,8 +149,8 @@ class NetnsBackend(Backend):
             _ip("-n", ns, "link", "set", nic, "up")
 
     def destroy(self) -> None:
-        pods = dict(self.state.mapping("pods"))
-        namespaces = dict(self.state.mapping("namespaces"))
+        pods = dict(self.record.pods)
+        namespaces = dict(self.record.namespaces)
         if not pods and not namespaces and not self.state.exists:
             self.reporter.info(f"lab {self.lab.name} is not up: nothing to destroy")
             return
@@ -153,9 +158,9 @@ class NetnsBackend(Backend):
             self._delete_pod_records(list(pods))
             for netns in namespaces:
                 self._delete_netns(netns)
-                del self.state.mapping("namespaces")[netns]
+                del self.record.namespaces[netns]
                 self.state.save()
-            ipam = self.state.data.get("ipam_dir")
+            ipam = self.record.ipam_dir
             if ipam:
                 shutil.rmtree(ipam, ignore_errors=True)
             self.state.remove()
@@ -168,7 +173,7 @@ class NetnsBackend(Backend):
 
     # -- status and hosts --------------------------------------------------------------
     def status(self) -> LabStatus:
-        recorded = self.state.mapping("namespaces")
+        recorded = self.record.namespaces
         hosts = []
         for h in self.lab.hosts:
             ns = self.host_netns(h.name)
@@ -178,13 +183,13 @@ class NetnsBackend(Backend):
                 word = HostState.RUNNING if netns_exists(ns) else HostState.MISSING
             hosts.append(HostStatus(h.name, word, str(h.address), f"netns {ns}"))
         return LabStatus(self.lab.name, self.name,
-                         overall_state(tuple(hosts), self.state.data.get("status") == "up"),
-                         tuple(hosts), tuple(sorted(self.state.mapping("pods"))))
+                         overall_state(tuple(hosts), self.record.status == "up"),
+                         tuple(hosts), tuple(sorted(self.record.pods)))
 
     def host(self, name: str) -> NamespaceHost:
         self.lab.host(name)  # KeyError for an unknown host is a programming error
         netns = self.host_netns(name)
-        if self.state.data.get("status") != "up" or not netns_exists(netns):
+        if self.record.status != "up" or not netns_exists(netns):
             raise BackendError(f"lab {self.lab.name} is not up (host {name} has no namespace "
                                f"{netns}); run `lab up` first")
         return NamespaceHost(name, netns)
@@ -231,8 +236,8 @@ class NetnsBackend(Backend):
         netns = self.pod_netns(spec.name)
         if netns_exists(netns):
             raise BackendError(f"namespace {netns} for pod {spec.name} already exists")
-        record: dict[str, Any] = {"netns": netns, "networks": []}
-        self.state.mapping("pods")[spec.name] = record
+        record = PodRecord(netns)
+        self.record.pods[spec.name] = record
         self.state.save()
         _ip("netns", "add", netns, what=f"create pod namespace {netns}")
         _ip("-n", netns, "link", "set", "lo", "up")
@@ -240,10 +245,10 @@ class NetnsBackend(Backend):
         if spec.attachment:
             networks.append((self.lab.attachment.ifname, self.attachment_config()))
         for ifname, config in networks:
-            record["networks"].append({"ifname": ifname, "config": config})
+            record.networks.append(PodNetwork(ifname, config))
             self.state.save()  # recorded before ADD: DEL must run even if ADD half-failed
-            cni.execute("ADD", config, node_netns=node_netns, pod_netns=netns,
-                        ifname=ifname, container_id=netns)
+            cni.add(config, node_netns=node_netns, pod_netns=netns, ifname=ifname,
+                    container_id=netns)
         if spec.attachment and self.lab.attachment.bcqueuelen:
             _ip("-n", netns, "link", "set", self.lab.attachment.ifname, "type", "macvlan",
                 "bcqueuelen", str(self.lab.attachment.bcqueuelen),
@@ -253,28 +258,28 @@ class NetnsBackend(Backend):
     def delete_pods(self, pods: list[Pod]) -> None:
         self._delete_pod_records([p.name for p in pods])
 
-    def _delete_pod_records(self, names: list[str]) -> None:
+    def _delete_pod_records(self, pod_names: list[str]) -> None:
         """CNI DEL of every network (so host-local frees the address), then the namespace.
 
         Errors are collected so that one broken pod does not leave the others behind.
         """
         errors: list[str] = []
         node_netns = self.host_netns(self.lab.node.name)
-        recorded = self.state.mapping("pods")
-        for name in names:
+        recorded = self.record.pods
+        for name in pod_names:
             record = recorded.get(name)
             if record is None:
-                continue
-            netns = record["netns"]
+                continue  # never made, or already removed
+            netns = record.netns
             try:
                 if netns_exists(netns):
                     _stop_processes_in(netns)
-                for net in reversed(record["networks"]):
+                for net in reversed(record.networks):
                     if netns_exists(node_netns):
                         try:
-                            cni.execute("DEL", net["config"], node_netns=node_netns,
-                                        pod_netns=netns, ifname=net["ifname"],
-                                        container_id=netns)
+                            cni.delete(net.config, node_netns=node_netns,
+                                       pod_netns=netns, ifname=net.ifname,
+                                       container_id=netns)
                         except BackendError as exc:
                             errors.append(str(exc))
                 self._delete_netns(netns)

@@ -27,12 +27,28 @@ def plugin_dir(required: tuple[str, ...] = ("macvlan", "bridge", "host-local")) 
                        "them with: apt-get install containernetworking-plugins")
 
 
-def execute(cni_command: str, config: dict[str, Any], *, node_netns: str, pod_netns: str,
-            ifname: str, container_id: str) -> dict[str, Any] | None:
-    """Run the plugin named by `config["type"]` with `cni_command` (ADD or DEL).
+def add(config: dict[str, Any], *, node_netns: str, pod_netns: str, ifname: str,
+        container_id: str) -> dict[str, Any]:
+    """CNI ADD: the interface made in the pod; returns the plugin's result."""
+    out = _execute("ADD", config, node_netns=node_netns, pod_netns=pod_netns, ifname=ifname,
+                   container_id=container_id)
+    result: dict[str, Any] = json.loads(out)
+    return result
 
-    Returns the plugin's result for ADD. The plugin runs inside the node's namespace
-    because a macvlan's master must be in the namespace the plugin starts in.
+
+def delete(config: dict[str, Any], *, node_netns: str, pod_netns: str, ifname: str,
+           container_id: str) -> None:
+    """CNI DEL with the config ADD was given: the interface and its address lease go."""
+    _execute("DEL", config, node_netns=node_netns, pod_netns=pod_netns, ifname=ifname,
+             container_id=container_id)
+
+
+def _execute(cni_command: str, config: dict[str, Any], *, node_netns: str, pod_netns: str,
+             ifname: str, container_id: str) -> str:
+    """Run the plugin named by `config["type"]` with `cni_command`; its stdout.
+
+    The plugin runs inside the node's namespace because a macvlan's master must be in the
+    namespace the plugin starts in.
     """
     folder = plugin_dir()
     env = {
@@ -59,7 +75,4 @@ def execute(cni_command: str, config: dict[str, Any], *, node_netns: str, pod_ne
             pass
         raise BackendError(f"CNI {cni_command} of {config['name']!r} ({config['type']}) for "
                            f"{pod_netns} failed (exit status {result.exit_status}): {detail}")
-    if cni_command == "ADD":
-        parsed_result: dict[str, Any] = json.loads(result.stdout)
-        return parsed_result
-    return None
+    return result.stdout

@@ -21,6 +21,7 @@ from lab.backends.vagrant import libvirtnet
 from lab.backends.vagrant.checks import checks
 from lab.backends.vagrant.cli import VagrantCLI
 from lab.backends.vagrant.inputs import resolved_path, vagrant_input, write_input
+from lab.backends.vagrant.record import Progress, VagrantRecord
 from lab.errors import BackendError
 from lab.host import PodSpec
 from lab.kube import pods as kubepods
@@ -28,7 +29,7 @@ from lab.kube.kubectl import Kubectl
 from lab.kube.manifests import nad_manifest, receiver_pod
 from lab.model.lab import Lab
 from lab.remote.provision import DEFAULT_STATE_DIR, Provisioner, StepOutcome, load_steps
-from lab.remote.ssh import SshHost, SshTarget
+from lab.remote.ssh import SshHost
 from lab.state import State
 from lab.ui import Reporter
 
@@ -53,6 +54,10 @@ def host_state(vagrant_word: str | None) -> HostState:
 class VagrantBackend(Backend):
     name = "vagrant"
 
+    @property
+    def record(self) -> VagrantRecord:
+        return self.state.record(VagrantRecord)
+
     def __init__(self, lab: Lab, state: State, reporter: Reporter, *,
                  options: Mapping[str, str] | None = None) -> None:
         super().__init__(lab, state, reporter, options=options)
@@ -61,7 +66,7 @@ class VagrantBackend(Backend):
     @property
     def provider(self) -> str:
         """--provider, else the provider the lab is up with, else the lab file's."""
-        return self.options.get("provider") or self.state.data.get("provider") or \
+        return self.options.get("provider") or self.record.provider or \
             self.lab.vagrant.provider
 
     def _cli(self) -> VagrantCLI:
@@ -81,8 +86,8 @@ class VagrantBackend(Backend):
 
     def up(self) -> None:
         self.preflight()
-        self.state.data.update({"backend": self.name, "provider": self.provider,
-                                "status": "creating", "created": time.time()})
+        r = self.record
+        r.provider, r.status, r.created = self.provider, "creating", time.time()
         self.state.save()
         management = None
         if self.provider == "libvirt":
@@ -91,14 +96,14 @@ class VagrantBackend(Backend):
                 libvirtnet.ensure(self.lab, management, self._record_network)
         write_input(self.lab, vagrant_input(self.lab, self.provider, management))
         cli = self._cli()
-        states = cli.status() if self.state.data.get("ssh") else {}
+        states = cli.status() if r.ssh else {}
         if states and all(states.get(h.name) == "running" for h in self.lab.hosts):
             # A ready lab: one `vagrant status` instead of a `vagrant up` (seconds each).
             self.reporter.info("VMs already running")
         else:
             # Booted (again): addresses from DHCP and NIC names may differ from the record.
-            for key in ("ssh", "lab_nics"):
-                self.state.data.pop(key, None)
+            r.ssh.clear()
+            r.lab_nics.clear()
             self._hosts.clear()
             with self.reporter.step(f"vagrant up ({self.provider}): "
                                     f"{', '.join(h.name for h in self.lab.hosts)}"):
@@ -112,42 +117,41 @@ class VagrantBackend(Backend):
         steps = [s for s in load_steps() if s.tier in tiers]
         provisioner = Provisioner(steps, names.logs_dir(self.lab.project_dir, self.lab.name),
                                   self.reporter, on_step=self._record_step)
-        progress = self.state.mapping("provisioning")
-        for h in self.lab.hosts:
-            progress[h.name] = {"done": [], "total": provisioner.total_for(h.role)}
+        r.provisioning = {h.name: Progress(provisioner.total_for(h.role))
+                          for h in self.lab.hosts}
         self.state.save()
         with self.reporter.step("provision"):
             provisioner.provision([(hosts[h.name], h.role, self.step_env(h.name))
                                    for h in self.lab.hosts])
         if self.lab.kubernetes.provision:
-            node = self.lab.node.name
-            master = self.lab_nic(node)
+            node = hosts[self.lab.node.name]
+            master = self._lab_nic_of(node)
             with self.reporter.step(f"NetworkAttachmentDefinition {self.lab.attachment.name} "
-                                    f"(macvlan on {node}'s {master})"):
-                self._kubectl().apply([nad_manifest(self.lab, master)],
-                                      what="apply the NetworkAttachmentDefinition")
-        self.state.data["status"] = "up"
+                                    f"(macvlan on {node.name}'s {master})"):
+                Kubectl(node).apply([nad_manifest(self.lab, master)],
+                                    what="apply the NetworkAttachmentDefinition")
+        r.status = "up"
         self.state.save()
 
     def _record_step(self, outcome: StepOutcome) -> None:
         # `lab status` shows this while another `lab up` provisions.
-        self.state.mapping("provisioning")[outcome.host]["done"].append(outcome.step)
+        self.record.provisioning[outcome.host].done.append(outcome.step)
         self.state.save()
 
     def _management_subnet(self) -> ipaddress.IPv4Network:
         """This lab's own (recorded at the first `up`, so it stays while the lab lives)."""
-        recorded = self.state.data.get("management_subnet")
+        recorded = self.record.management_subnet
         if recorded:
             return ipaddress.IPv4Network(recorded)
         used = libvirtnet.subnets_in_use(exclude=set(libvirtnet.network_names(self.lab)))
         libvirtnet.check_lab_subnet(self.lab, used)
         chosen = libvirtnet.free_management_subnet(self.lab, used)
-        self.state.data["management_subnet"] = str(chosen)
+        self.record.management_subnet = str(chosen)
         self.state.save()
         return chosen
 
     def _record_network(self, name: str) -> None:
-        recorded = self.state.list("libvirt_networks")
+        recorded = self.record.libvirt_networks
         if name not in recorded:
             recorded.append(name)
             self.state.save()
@@ -166,10 +170,10 @@ class VagrantBackend(Backend):
 
     def _ssh_host(self, cli: VagrantCLI, name: str) -> SshHost:
         if name not in self._hosts:
-            if name not in self.state.mapping("ssh"):
-                self.state.mapping("ssh")[name] = cli.ssh_config(name).__dict__
+            if name not in self.record.ssh:
+                self.record.ssh[name] = cli.ssh_config(name)
                 self.state.save()
-            self._hosts[name] = SshHost(name, SshTarget(**self.state.mapping("ssh")[name]))
+            self._hosts[name] = SshHost(name, self.record.ssh[name])
         return self._hosts[name]
 
     def destroy(self) -> None:
@@ -186,9 +190,9 @@ class VagrantBackend(Backend):
             # The networks go even when Vagrant fails. Besides those recorded, the lab's own
             # names are removed too: an `up` killed between define and record leaves one,
             # and vagrant-libvirt would pick that one up again by its address.
-            networks = sorted(set(self.state.list("libvirt_networks"))
+            networks = sorted(set(self.record.libvirt_networks)
                               | set(libvirtnet.network_names(self.lab)))
-            if self.provider == "libvirt" or self.state.list("libvirt_networks"):
+            if self.provider == "libvirt" or self.record.libvirt_networks:
                 with self.reporter.step(f"remove libvirt networks {', '.join(networks)}"):
                     libvirtnet.remove(networks)
         self.state.remove()
@@ -200,29 +204,31 @@ class VagrantBackend(Backend):
                 HostStatus(h.name, HostState.NOT_CREATED, str(h.address))
                 for h in self.lab.hosts), ())
         states = self._cli().status()  # one vagrant call for every machine
-        progress = self.state.mapping("provisioning")
+        progress = self.record.provisioning
         hosts = tuple(HostStatus(h.name, host_state(states.get(h.name)), str(h.address),
                                  f"{self.provider}, {_progress(progress.get(h.name))}"
                                  + _word(states.get(h.name)))
                       for h in self.lab.hosts)
         return LabStatus(self.lab.name, self.name,
-                         overall_state(hosts, self.state.data.get("status") == "up"), hosts,
+                         overall_state(hosts, self.record.status == "up"), hosts,
                          (), provider=self.provider)
 
     def host(self, name: str) -> SshHost:
-        if self.state.data.get("status") != "up":
+        if self.record.status != "up":
             raise BackendError(f"lab {self.lab.name} is not up; run `lab up` first")
         return self._ssh_host(self._cli(), name)
 
     def lab_nic(self, host: str) -> str:
         """Found by address during provisioning (step lab-nic) and recorded on the host."""
-        nics = self.state.mapping("lab_nics")
-        if host not in nics:
-            out = self.host(host).run(["cat", f"{DEFAULT_STATE_DIR}/lab-nic"], timeout=30,
-                                      what=f"read {host}'s lab NIC").stdout.strip()
-            nics[host] = out
+        return self._lab_nic_of(self.host(host))
+
+    def _lab_nic_of(self, host: SshHost) -> str:
+        nics = self.record.lab_nics
+        if host.name not in nics:
+            nics[host.name] = host.run(["cat", f"{DEFAULT_STATE_DIR}/lab-nic"], timeout=30,
+                                       what=f"read {host.name}'s lab NIC").stdout.strip()
             self.state.save()
-        return str(nics[host])
+        return nics[host.name]
 
     def interactive_argv(self, host: str, argv: list[str]) -> list[str]:
         t = self.host(host).target
@@ -244,10 +250,10 @@ class VagrantBackend(Backend):
             raise ValueError(f"pods of one case at a time, not {sorted(cases)}")
         label = names.kube_run_label(self.lab.name, cases.pop())
         kubectl = self._kubectl()
-        if label in self.state.mapping("pod_runs"):
+        if label in self.record.pod_runs:
             # Left by a run that was killed: its pods have the names these need.
             self._delete_run(kubectl, label)
-        self.state.mapping("pod_runs")[label] = sorted(s.name for s in specs)
+        self.record.pod_runs[label] = sorted(s.name for s in specs)
         self.state.save()  # recorded before the pods exist
         try:
             kubepods.create(kubectl, [receiver_pod(self.lab, s) for s in specs], label)
@@ -260,13 +266,13 @@ class VagrantBackend(Backend):
     def delete_pods(self, pods: list[Pod]) -> None:
         wanted = {p.name for p in pods}
         kubectl = self._kubectl()
-        for label, members in list(self.state.mapping("pod_runs").items()):
+        for label, members in list(self.record.pod_runs.items()):
             if wanted & set(members):
                 self._delete_run(kubectl, label)
 
     def _delete_run(self, kubectl: Kubectl, label: str) -> None:
         kubepods.delete(kubectl, label)
-        self.state.mapping("pod_runs").pop(label, None)
+        self.record.pod_runs.pop(label, None)
         self.state.save()
 
 
@@ -278,9 +284,7 @@ def _word(vagrant_word: str | None) -> str:
     return f" (vagrant: {vagrant_word})"
 
 
-def _progress(record: dict[str, object] | None) -> str:
-    if not record:
+def _progress(progress: Progress | None) -> str:
+    if progress is None:
         return "not provisioned"
-    done = record.get("done")
-    count = len(done) if isinstance(done, list) else 0
-    return f"provisioned {count}/{record.get('total')} steps"
+    return f"provisioned {len(progress.done)}/{progress.total} steps"

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from lab.names import OWNER_ENV
 from lab.run.iperf import parse_igmp
-from tests.conftest import Project
+from tests.support import Project
 
 T = TypeVar("T")
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO, Project, make_project
 from tests.integration.observe import udp_datagrams_in, wait_for
 from tests.integration.test_netns_lab import assert_clean, summary
+from tests.support import REPO, Project, make_project
 
 pytestmark = [pytest.mark.netns,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Project, base_lab, make_project
 from tests.integration.observe import Paused, lock_held
+from tests.support import Project, base_lab, make_project
 
 pytestmark = [pytest.mark.netns,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")]

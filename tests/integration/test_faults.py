@@ -12,7 +12,6 @@ import sys
 import pytest
 import yaml
 
-from tests.conftest import Project
 from tests.integration.observe import (
     Paused,
     iperf_pids,
@@ -22,6 +21,7 @@ from tests.integration.observe import (
     wait_for,
 )
 from tests.integration.test_netns_lab import assert_clean
+from tests.support import Project
 
 pytestmark = [pytest.mark.netns,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")]

@@ -36,7 +36,7 @@ from lab.run.artifacts import RunArtifacts
 from lab.run.runner import run_case
 from lab.state import State
 from lab.ui import Reporter
-from tests.conftest import REPO, make_project
+from tests.support import REPO, make_project
 
 pytestmark = [pytest.mark.netns,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")]

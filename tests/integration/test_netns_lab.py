@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Project, base_lab, make_project
 from tests.integration.observe import iperf_pids, lab_processes, udp_datagrams_in, wait_for
+from tests.support import Project, base_lab, make_project
 
 pytestmark = [pytest.mark.netns,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")]

@@ -20,8 +20,8 @@ from lab.run.artifacts import RunArtifacts
 from lab.run.runner import run_case
 from lab.state import State
 from lab.ui import Reporter
-from tests.conftest import make_project
 from tests.integration.observe import lab_processes
+from tests.support import make_project
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")]

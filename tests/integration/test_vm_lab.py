@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from lab.backends.vagrant.cli import parse_status
-from tests.conftest import REPO, Project, make_project
+from tests.support import REPO, Project, make_project
 
 BOX_DIR = Path(os.environ.get("LAB_TEST_BOX_DIR", "/var/cache/mcast-lab/box"))
 BOX_NAME = "mcast-lab/debian-12-test"

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import base_lab, special_input_file
+from tests.support import base_lab, special_input_file
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "bad-input"
 HOSTILE = "x; rm -rf / $(reboot) `id` | nc"

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from lab.cli import main
-from tests.conftest import REPO, base_lab
+from lab.ui import Reporter
+from tests.support import REPO, base_lab
 
 
 @pytest.fixture
@@ -189,3 +190,33 @@ def test_a_killed_runs_summary_this_lab_cannot_read_is_kept_not_overwritten(
     summary = json.loads((target / "summary.json").read_text())
     assert (summary["schema"], summary["status"], summary["verdict"]) == \
         (1, "interrupted", "error")
+
+
+def test_up_refuses_an_option_its_backend_does_not_take(lab_file: Path,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    assert main(["up", "--provider", "libvirt"]) == 2  # the lab file's backend is netns
+    assert "--provider is a vagrant option; the backend here is netns" in \
+        capsys.readouterr().err
+    assert not (lab_file.parent / ".lab" / "mcast" / "state.json").exists()
+
+
+def test_the_registry_is_the_one_list_of_backends(lab_file: Path) -> None:
+    """Every backend the registry names is made by that name, checks the machine, and is
+    what the lab file and --backend accept; there is no other list."""
+    import importlib
+
+    from lab import backends, registry
+    from lab.cli import cli
+    from lab.model.labfile import load_lab
+    from lab.state import State
+
+    lab = load_lab(lab_file)
+    for entry in registry.BACKENDS:
+        package = importlib.import_module(entry.package)
+        made = backends.make(entry.name, lab, State(lab_file.parent / "s.json"),
+                             Reporter(quiet=True))
+        assert made.name == entry.name and isinstance(made, package.BACKEND)
+        assert callable(package.checks)
+    backend_option = next(p for p in cli.params if p.name == "backend")
+    assert tuple(backend_option.type.choices) == registry.NAMES  # type: ignore[attr-defined]

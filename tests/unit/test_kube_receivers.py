@@ -23,7 +23,7 @@ from lab.errors import BackendError
 from lab.model.labfile import load_lab
 from lab.state import State
 from lab.ui import Reporter
-from tests.conftest import REPO
+from tests.support import REPO
 
 
 def _ok(argv: Sequence[str], out: str = "") -> Result:

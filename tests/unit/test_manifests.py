@@ -15,7 +15,7 @@ from lab.kube.manifests import NETWORKS_ANNOTATION, lab_manifests, nad_manifest,
 from lab.model.labfile import load_lab
 from lab.model.scenario import Case, resolve_scenarios
 from lab.run.runner import receiver_pod_specs
-from tests.conftest import REPO
+from tests.support import REPO
 
 LAB = load_lab(REPO / "lab.yaml")
 K8S_VERSION = f"{LAB.kubernetes.minor}.0"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 
 from lab.run import iperf
-from tests.conftest import REPO
+from tests.support import REPO
 
 DATA = REPO / "tests" / "data" / "iperf"
 

@@ -30,7 +30,7 @@ from lab.model.lab import (
 )
 from lab.model.labfile import load_lab
 from lab.model.scenario import resolve_scenarios
-from tests.conftest import REPO, base_lab, special_input_file
+from tests.support import REPO, base_lab, special_input_file
 from tests.unit.test_bad_input import (
     GOLDEN,
     LAB_CASES,

@@ -8,7 +8,7 @@ import ipaddress
 import pytest
 
 from lab.model.labfile import load_lab
-from tests.conftest import REPO
+from tests.support import REPO
 
 
 def test_nad_config_is_the_whole_macvlan_config() -> None:

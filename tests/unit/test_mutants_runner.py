@@ -20,7 +20,7 @@ from lab.model.scenario import Case, Expectation, ReceiverSpec, load_scenario
 from lab.run import runner
 from lab.run.outcome import CaseOutcome, ReceiverOutcome, overall_verdict
 from lab.run.runner import Endpoint, _outcome, _receiver_outcome, judge
-from tests.conftest import REPO
+from tests.support import REPO
 
 DATA = REPO / "tests" / "data" / "iperf"
 FIVE_M = (DATA / "server-2s-5M.csv").read_text()  # 895 datagrams, a final report

@@ -15,7 +15,7 @@ from lab.errors import ConfigError, UsageError
 from lab.model.lab import Lab
 from lab.model.labfile import load_lab
 from lab.model.scenario import Expectation, format_rate, load_scenario, resolve_scenarios
-from tests.conftest import REPO
+from tests.support import REPO
 
 
 @pytest.fixture

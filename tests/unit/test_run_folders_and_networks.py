@@ -17,7 +17,7 @@ from lab.model.labfile import load_lab
 from lab.model.scenario import Expectation
 from lab.run import artifacts as results
 from lab.run.runner import judge
-from tests.conftest import REPO
+from tests.support import REPO
 
 
 class _FrozenClock(dt.datetime):

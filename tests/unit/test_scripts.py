@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 SCRIPTS = sorted([*REPO.glob("provision/*.sh"), *REPO.glob("tests/vm/*.sh"),
                   *(p for p in REPO.glob("scripts/*") if p.is_file()),

@@ -18,7 +18,7 @@ from lab.backends.vagrant.cli import parse_machine_readable, parse_ssh_config, p
 from lab.backends.vagrant.inputs import vagrant_input
 from lab.errors import BackendError
 from lab.model.labfile import load_lab
-from tests.conftest import REPO
+from tests.support import REPO
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "vagrant"
 

@@ -164,6 +164,8 @@ def status(c: Context, as_json: bool) -> None:
         c.stdout.print_json(json.dumps(st.as_dict()))
     else:
         print_status(c.stdout, st)
+    if st.problems:
+        raise SystemExit(EXIT_INFRA)
 
 
 @cli.command()

@@ -8,20 +8,34 @@ from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
+
+# Where nothing redraws (a log, a CI job), a long step says how it is doing this often.
+PROGRESS_LINE_EVERY_S = 15.0
 
 
 class Step:
-    """A running step; `progress()` shows how far it got (receivers reported so far)."""
+    """A running step; `progress()` shows how far it got (receivers reported so far, the
+    last line `vagrant up` printed). In a terminal the status line changes in place;
+    elsewhere a line is printed at most every PROGRESS_LINE_EVERY_S seconds."""
 
-    def __init__(self, text: str, status: Any | None) -> None:
+    def __init__(self, text: str, status: Any | None, console: Console | None = None
+                 ) -> None:
         self.text = text
         self.detail = ""
         self._status = status
+        self._console = console
+        self._started = self._said = time.monotonic()
 
     def progress(self, detail: str) -> None:
         self.detail = detail
         if self._status is not None:
             self._status.update(f"{self.text}: {detail}")
+        now = time.monotonic()
+        if self._console is not None and now - self._said >= PROGRESS_LINE_EVERY_S:
+            self._said = now
+            self._console.print(Text(f"… {self.text} ({now - self._started:.0f} s): {detail}",
+                                     style="dim"))
 
     def done_text(self) -> str:
         return f"{self.text}: {self.detail}" if self.detail else self.text
@@ -43,7 +57,8 @@ class Reporter:
             yield Step(text, None)
             return
         with self.console.status(text) as status:
-            step = Step(text, status)
+            # A console that is no terminal shows no status line: progress prints lines.
+            step = Step(text, status, None if self.console.is_terminal else self.console)
             try:
                 yield step
             except BaseException:

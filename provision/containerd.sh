@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# containerd from the distribution (1.7 on Ubuntu 24.04), CRI plugin enabled, systemd
-# cgroup driver (kubeadm's default for the kubelet).
+# containerd from the distribution (Ubuntu 24.04: 2.2.x from noble-updates), the CRI
+# plugin enabled (a distribution's own config may disable it; the default one does not),
+# the systemd cgroup driver and the pinned sandbox (pause) image (lib.sh).
 set -euo pipefail
-export DEBIAN_FRONTEND=noninteractive
+: "${LAB_PAUSE_IMAGE:?}"
 if ! command -v containerd >/dev/null; then
-    if fuser /var/lib/dpkg/lock-frontend >/dev/null 2>&1; then exit 75; fi
-    apt-get update -qq || exit 75
-    apt-get install -y -qq containerd
+    lab_apt_update
+    lab_apt_install containerd
 fi
+major=$(containerd --version | grep -Eo ' v?[0-9]+\.' | head -n 1 | tr -dc '0-9')
 mkdir -p /etc/containerd
-containerd config default > /etc/containerd/config.toml.new
-# Distributions ship a config that disables the CRI plugin; the default one enables it.
-sed -i 's/SystemdCgroup = false/SystemdCgroup = true/' /etc/containerd/config.toml.new
+containerd config default | lab_containerd_config "$major" "$LAB_PAUSE_IMAGE" \
+    > /etc/containerd/config.toml.new
 if ! cmp -s /etc/containerd/config.toml.new /etc/containerd/config.toml; then
     mv /etc/containerd/config.toml.new /etc/containerd/config.toml
     systemctl restart containerd
@@ -19,5 +19,4 @@ else
     rm /etc/containerd/config.toml.new
 fi
 systemctl enable --now containerd >/dev/null
-grep -q 'SystemdCgroup = true' /etc/containerd/config.toml
 containerd --version

@@ -19,4 +19,8 @@ fi
 ip link set dev "$nic" up
 mkdir -p "$LAB_STATE_DIR"
 printf '%s\n' "$nic" > "$LAB_STATE_DIR/lab-nic"
+# For the steps after this one (flannel's --iface), and their digests: a new NIC reruns them.
+{ grep -v '^LAB_NIC=' "$LAB_STATE_DIR/env" 2>/dev/null || true; echo "LAB_NIC=$nic"; } \
+    > "$LAB_STATE_DIR/env.new"
+mv "$LAB_STATE_DIR/env.new" "$LAB_STATE_DIR/env"
 echo "lab NIC: $nic ($LAB_ADDRESS/$prefix)"

@@ -53,13 +53,14 @@ class LabStatus:
     hosts: tuple[HostStatus, ...]
     pods: tuple[str, ...]
     provider: str | None = None  # a VM backend's provider
+    problems: tuple[str, ...] = ()  # what went wrong (a failed provisioning step), for people
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "lab": self.lab, "backend": self.backend, "state": str(self.state),
             "hosts": [{"name": h.name, "state": str(h.state), "address": h.address,
                        "detail": h.detail} for h in self.hosts],
-            "pods": list(self.pods)}
+            "pods": list(self.pods), "problems": list(self.problems)}
         if self.provider is not None:
             data["provider"] = self.provider
         return data

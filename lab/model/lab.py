@@ -70,13 +70,16 @@ class DirectBoot:
 class LibvirtSettings:
     driver: str  # "kvm", or "qemu" (software emulation) where KVM is not usable
     direct_boot: DirectBoot | None
+    # The management network: "nat" gives the VMs the internet (the Kubernetes tier needs
+    # it); "isolated" keeps every packet on this machine (CI, offline labs).
+    management: str = "nat"
 
 
 @dataclass(frozen=True)
 class VagrantSettings:
     provider: str
     boxes: dict[str, Box] = field(hash=False)
-    libvirt: LibvirtSettings = LibvirtSettings("kvm", None)
+    libvirt: LibvirtSettings = LibvirtSettings("kvm", None, "nat")
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class KubernetesSettings:
 
     minor: str
     package_version: str
+    pause_image: str  # the sandbox image kubeadm of that minor wants
     flannel: str
     multus: str
     iperf_image: str

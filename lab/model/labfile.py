@@ -152,6 +152,7 @@ def _vagrant(s: Section) -> VagrantSettings | None:
     box_section.done()
     lv = s.section("libvirt", required=False)
     driver = lv.get("driver", f.choice("kvm", "qemu"), "kvm")
+    management = lv.get("management", f.choice("nat", "isolated"), "nat")
     boot = None
     if lv.has("direct_boot"):
         b = lv.section("direct_boot")
@@ -163,24 +164,26 @@ def _vagrant(s: Section) -> VagrantSettings | None:
             boot = DirectBoot(kernel, initrd, cmd_line)
     lv.done()
     s.done()
-    if provider is None or driver is None or len(boxes) != len(registry.PROVIDERS):
+    if provider is None or driver is None or management is None or \
+            len(boxes) != len(registry.PROVIDERS):
         return None
-    return VagrantSettings(provider, boxes, LibvirtSettings(driver, boot))
+    return VagrantSettings(provider, boxes, LibvirtSettings(driver, boot, management))
 
 
 def _kubernetes(s: Section) -> KubernetesSettings | None:
     minor = s.get("minor", f.ref)
     package_version = s.get("package_version", f.ref)
+    pause_image = s.get("pause_image", f.ref)
     flannel = s.get("flannel", f.ref)
     multus = s.get("multus", f.ref)
     image = s.get("iperf_image", f.ref, "bagoulla/iperf:2.0")
     provision = s.get("provision", f.boolean, True)
     s.done()
-    if minor and package_version and flannel and multus and image:
+    if minor and package_version and pause_image and flannel and multus and image:
         if not package_version.startswith(minor + "."):
             s.problems.add(s.key("package_version"),
                            f"{package_version} is not a release of minor {minor}")
             return None
-        return KubernetesSettings(minor, package_version, flannel, multus, image,
-                                  bool(provision))
+        return KubernetesSettings(minor, package_version, pause_image, flannel, multus,
+                                  image, bool(provision))
     return None

@@ -1,14 +1,23 @@
 """The provisioning engine: ordered, idempotent steps per host, hosts in parallel.
 
-A step is a script from `provision/`. Before running it, the engine reads the step's
-marker on the host (`$LAB_STATE_DIR/steps/<step>`): if it holds the digest of this script
-and these parameters, the step is done and skipped; a changed script reruns. Exit status
-75 means transient (retried until the step's deadline); anything else fails the host.
-Each step's output is kept under `.lab/<lab>/logs/<host>/`.
+A step is a script from `provision/`, sent after `provision/lib.sh` (shared helpers).
+Before running it, the engine reads the step's marker on the host
+(`$LAB_STATE_DIR/steps/<step>`): if it holds the digest of this script and these
+parameters, the step is done and skipped; a changed script reruns. Exit status 75 means
+transient (retried until the step's deadline), 76 that the host has no network way out
+(never retried); anything else fails the host. A step may leave `KEY=VALUE` lines in
+`$LAB_STATE_DIR/env` for the steps after it (lab-nic leaves LAB_NIC). Each attempt's
+output is kept, with its time, under `.lab/<lab>/logs/<host>/`.
+
+A step runs in a session of its own on the host, its pid in `$LAB_STATE_DIR/running/`:
+Ctrl-C (or SIGTERM) ends the whole step there at once, by that pid, instead of waiting
+for it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import hashlib
 import json
 import threading
@@ -21,16 +30,55 @@ from pathlib import Path
 import yaml
 
 from lab.command import Result
-from lab.errors import BackendError, CommandFailed
+from lab.errors import BackendError
 from lab.host import Host
 from lab.model import fields as f
 from lab.model.fields import Problems, Section
 from lab.ui import Reporter
 
 PROVISION_DIR = Path(__file__).resolve().parents[2] / "provision"  # lab/remote/ -> repo
+LIBRARY = PROVISION_DIR / "lib.sh"
 DEFAULT_STATE_DIR = "/var/lib/mcast-lab"
 TRANSIENT_EXIT = 75
+NO_NETWORK_EXIT = 76
 RETRY_WAIT_S = 5.0
+CANCEL_TIMEOUT_S = 15.0
+NO_NETWORK_HINT = ("the VMs cannot reach the internet, which this step needs (packages, "
+                   "images). Give them a way out (a network with NAT; behind a proxy, set "
+                   "it on the VMs), or set `kubernetes.provision: false` in lab.yaml to "
+                   "bring the lab up without Kubernetes (host scenarios only)")
+# Lines that say why apt or curl failed, when a step printed no "cause:" line.
+_TELLING = ("cause: ", "Temporary failure resolving", "Could not resolve", "Failed to fetch",
+            "Network is unreachable", "No route to host", "Connection timed out",
+            "E: ", "error: ", "Error: ")
+
+
+class StepFailed(BackendError):
+    """A step failed on a host: which, why in one line, where its log is, what to do."""
+
+    def __init__(self, host: str, step: Step, result: Result, attempts: int, log: Path
+                 ) -> None:
+        self.host, self.step, self.result, self.log = host, step.name, result, log
+        status = (f"timed out after {result.timeout:g} s" if result.timed_out
+                  else f"exit status {result.exit_status}")
+        tries = f", {attempts} attempts" if attempts > 1 else ""
+        lines = [f"{host}: step {step.name} failed ({status}{tries}): {explain(result)}",
+                 f"  log: {log}"]
+        if result.exit_status == NO_NETWORK_EXIT:
+            lines.append(f"  {NO_NETWORK_HINT}")
+        super().__init__("\n".join(lines))
+
+
+def explain(result: Result) -> str:
+    """The one line that says why: the step's own "cause:", else apt's or curl's telling
+    line, else the last line it printed."""
+    lines = [ln.strip() for ln in (result.stderr + "\n" + result.stdout).splitlines()
+             if ln.strip()]
+    for marker in _TELLING:
+        for line in lines:
+            if marker in line:
+                return line.removeprefix("cause: ")[:300]
+    return lines[-1][:300] if lines else "it printed nothing"
 
 
 @dataclass(frozen=True)
@@ -79,7 +127,7 @@ def load_steps(path: Path = PROVISION_DIR / "steps.yaml") -> list[Step]:
 
 def step_digest(step: Step, env: dict[str, str]) -> str:
     """What makes a step done: its script and the parameters it declares."""
-    h = hashlib.sha256(step.script.read_bytes())
+    h = hashlib.sha256(LIBRARY.read_bytes() + step.script.read_bytes())
     used = env if step.params is None else {k: env.get(k) for k in step.params}
     h.update(json.dumps(used, sort_keys=True).encode())
     return h.hexdigest()[:32]
@@ -95,23 +143,46 @@ class Provisioner:
         self.reporter = reporter
         self.state_dir = state_dir
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.failures: list[StepFailed] = []
 
     def provision(self, hosts: list[tuple[Host, str, dict[str, str]]]) -> list[StepOutcome]:
         """Provision each (host, role, env) in parallel; one aggregate error names every
-        host that failed, after all hosts have finished."""
+        host that failed, after all hosts have finished. Interrupted (Ctrl-C, SIGTERM), it
+        ends the steps running on the hosts and returns within seconds."""
         outcomes: list[StepOutcome] = []
         failures: list[str] = []
-        with ThreadPoolExecutor(max_workers=max(len(hosts), 1)) as pool:
-            futures = {pool.submit(self.provision_host, h, role, env): h.name
-                       for h, role, env in hosts}
-            for future, name in futures.items():
+        pool = ThreadPoolExecutor(max_workers=max(len(hosts), 1))
+        futures = {pool.submit(self.provision_host, h, role, env): h for h, role, env in hosts}
+        try:
+            for future, host in futures.items():
                 try:
                     outcomes.extend(future.result())
+                except StepFailed as exc:
+                    self.failures.append(exc)
+                    failures.append(str(exc))
                 except BackendError as exc:
-                    failures.append(f"{name}: {exc}")
+                    failures.append(f"{host.name}: {exc}")
+        except BaseException:
+            self._stop.set()
+            for host in futures.values():
+                self._cancel(host)
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
         if failures:
             raise BackendError("provisioning failed:\n" + "\n".join(failures))
         return outcomes
+
+    def _pidfile(self) -> str:
+        return f"{self.state_dir}/running/step.pid"
+
+    def _cancel(self, host: Host) -> None:
+        """End the step running on `host`: its whole session, by the pid it recorded."""
+        script = 'pid=$(cat "$1" 2>/dev/null) && [ -n "$pid" ] && kill -TERM -- "-$pid"'
+        with contextlib.suppress(BackendError):  # the host is gone: nothing runs there
+            host.run(["sh", "-c", script, "sh", self._pidfile()], timeout=CANCEL_TIMEOUT_S,
+                     check=False, what=f"stop the step running on {host.name}")
 
     def provision_host(self, host: Host, role: str, env: dict[str, str]) -> list[StepOutcome]:
         env = {**env, "LAB_STATE_DIR": self.state_dir}
@@ -119,12 +190,21 @@ class Provisioner:
         for step in self.steps:
             if role not in step.roles:
                 continue
+            if self._stop.is_set():
+                break
+            env.update(self._left_by_steps(host))
             outcome = self._step(host, step, env)
             outcomes.append(outcome)
             if self.on_step is not None:
                 with self._lock:
                     self.on_step(outcome)
         return outcomes
+
+    def _left_by_steps(self, host: Host) -> dict[str, str]:
+        """KEY=VALUE lines earlier steps left in $LAB_STATE_DIR/env (LAB_NIC)."""
+        out = host.run(["cat", f"{self.state_dir}/env"], timeout=30, check=False).stdout
+        pairs = (line.split("=", 1) for line in out.splitlines() if "=" in line)
+        return {k: v for k, v in pairs if k.startswith("LAB_") and k.isupper()}
 
     def total_for(self, role: str) -> int:
         return sum(1 for s in self.steps if role in s.roles)
@@ -137,32 +217,39 @@ class Provisioner:
         if done.ok and done.stdout.strip() == digest:
             self._say(f"{host.name}: {step.name} already done")
             return StepOutcome(host.name, step.name, "skipped", time.monotonic() - start, 0)
-        script = step.script.read_text()
-        argv = ["env", *[f"{k}={v}" for k, v in sorted(env.items())], "bash", "-s"]
+        script = LIBRARY.read_text() + "\n" + step.script.read_text()
+        # A session of its own whose pid is recorded: `_cancel` ends all of it by that pid.
+        # The file is there only while the step runs: a stale pid is never signalled.
+        record_pid = ('mkdir -p "$(dirname "$1")" && echo $$ > "$1" || exit 1; f=$1; shift; '
+                      '"$@"; s=$?; rm -f "$f"; exit $s')
+        argv = ["setsid", "-w", "sh", "-c", record_pid, "sh", self._pidfile(),
+                "env", *[f"{k}={v}" for k, v in sorted(env.items())], "bash", "-s"]
         deadline = start + step.retry_for_s
         attempts = 0
+        log = self.log_dir / host.name / f"{step.name}.log"
         while True:
             attempts += 1
             result = host.run(argv, timeout=step.timeout_s, check=False, input=script)
-            self._log(host.name, step.name, attempts, result)
-            if result.ok or result.exit_status != TRANSIENT_EXIT or time.monotonic() > deadline:
+            self._log(log, attempts, result)
+            if result.ok or result.exit_status != TRANSIENT_EXIT or \
+                    time.monotonic() > deadline or self._stop.is_set():
                 break
-            self._say(f"{host.name}: {step.name} not ready yet (attempt {attempts}); retrying")
+            self._say(f"{host.name}: {step.name} not ready yet (attempt {attempts}: "
+                      f"{explain(result)}); retrying")
             time.sleep(RETRY_WAIT_S)
         if not result.ok:
-            log = self.log_dir / host.name / f"{step.name}.log"
-            raise CommandFailed(result, f"step {step.name} ({step.script.name}, log {log})")
+            raise StepFailed(host.name, step, result, attempts, log)
         host.run(["sh", "-c", 'mkdir -p "$(dirname "$1")" && printf "%s\\n" "$2" > "$1"', "sh",
                   marker, digest], timeout=30, what=f"record step {step.name}")
         seconds = time.monotonic() - start
         self._say(f"{host.name}: {step.name} done ({seconds:.1f} s)")
         return StepOutcome(host.name, step.name, "ran", seconds, attempts)
 
-    def _log(self, host: str, step: str, attempt: int, result: Result) -> None:
-        path = self.log_dir / host / f"{step}.log"
+    def _log(self, path: Path, attempt: int, result: Result) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        ended = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         with path.open("a") as out:
-            out.write(f"# attempt {attempt}: exit status {result.exit_status}"
+            out.write(f"# {ended} attempt {attempt}: exit status {result.exit_status}"
                       f"{' (timed out)' if result.timed_out else ''} after "
                       f"{result.duration:.1f} s\n# stdout\n{result.stdout}\n# stderr\n"
                       f"{result.stderr}\n")

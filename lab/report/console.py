@@ -202,6 +202,8 @@ def print_status(console: Console, st: LabStatus) -> None:
     console.print(table)
     if st.pods:
         console.print(f"pods: {', '.join(st.pods)}")
+    for problem in st.problems:
+        console.print(f"[red]problem:[/red] {problem}", markup=True)
 
 
 def print_doctor(console: Console, backend: str, checks: list[Check]) -> None:

@@ -55,6 +55,10 @@ class StreamReport:
 class ReceiverReport:
     streams: tuple[StreamReport, ...]
     intervals: tuple[Interval, ...] = ()  # per-second lines, every stream summed
+    # Why the report cannot be believed, when it cannot: a final report whose total is
+    # not what its seconds add up to is what an iperf 2.0.x / 2.1.x pair prints (lost
+    # 2147483107 of 2147483377: 100 % "loss" with every datagram there).
+    inconsistent: str | None = None
 
     @property
     def received(self) -> int:
@@ -95,7 +99,11 @@ def _parse_line(line: str) -> _Line | None:
         return None
     try:
         start, end = (float(x) for x in parts[6].split("-"))
-        return _Line((parts[1], parts[2], parts[5]), start, end, int(parts[7]), float(parts[8]),
+        # iperf 2.1 puts the remote (sender) address first, 2.0 the local one (the group):
+        # the sender is whichever of the two is not the multicast group.
+        first = ipaddress.IPv4Address(parts[1])
+        source, sport = (parts[3], parts[4]) if first.is_multicast else (parts[1], parts[2])
+        return _Line((source, sport, parts[5]), start, end, int(parts[7]), float(parts[8]),
                      float(parts[9]), int(parts[10]), int(parts[11]))
     except ValueError:
         return None
@@ -115,13 +123,26 @@ def parse_server_csv(text: str) -> ReceiverReport:
             by_stream.setdefault(line.key, []).append(line)
     streams = []
     seconds: dict[tuple[float, float], list[_Line]] = {}
+    inconsistent: str | None = None
+    with_data = {key[:2] for key, lines in by_stream.items()
+                 if any(ln.total or ln.bytes for ln in lines)}
     for key, lines in by_stream.items():
+        if key[:2] in with_data and all(ln.total == 0 and ln.bytes == 0 for ln in lines):
+            # iperf 2.0 opens an empty second stream from the same sender's end-of-stream
+            # datagrams and reports it each second with nothing in it: not a stream.
+            continue
         finals = [ln for i, ln in enumerate(lines) if _is_final(ln, lines[:i])]
         for ln in lines:
             if not any(ln is f for f in finals):
                 seconds.setdefault((ln.start, ln.end), []).append(ln)
         if finals:
             f = finals[-1]
+            seen = sum(ln.total for ln in lines if not any(ln is g for g in finals))
+            if f.total >= FALSE_TOTAL or (seen and f.total > 2 * seen + 100):
+                inconsistent = (f"the final report from {key[0]} counts {f.total} datagrams "
+                                f"({f.lost} lost) where its seconds add up to {seen}: the "
+                                "sender and this receiver run iperf versions that do not "
+                                "agree (2.0.x and 2.1.x); run the same iperf at both ends")
             streams.append(StreamReport(key[0], max(f.total - f.lost, 0), max(f.lost, 0),
                                         f.total, f.jitter, f.bps, f.end - f.start, True))
         else:
@@ -137,7 +158,7 @@ def parse_server_csv(text: str) -> ReceiverReport:
                  sum(max(ln.lost, 0) for ln in lines), max(ln.jitter for ln in lines),
                  sum(ln.bps for ln in lines))
         for (start, end), lines in sorted(seconds.items()))
-    return ReceiverReport(tuple(streams), intervals)
+    return ReceiverReport(tuple(streams), intervals, inconsistent)
 
 
 def _is_final(line: _Line, before: list[_Line]) -> bool:
@@ -155,19 +176,33 @@ def has_final_report(text: str) -> bool:
 
 
 _SENT_RE = re.compile(r"Sent (\d+) datagrams")
+# iperf 2.0 prints intervals with one decimal ("0.0- 3.0 sec"), 2.1 with four.
+_V20_INTERVAL = re.compile(r"\]\s+\d+\.\d-\s*\d+\.\d sec")
+# A total this large is iperf 2.0/2.1 disagreeing on the end-of-stream marker, not traffic.
+FALSE_TOTAL = 2**31 - 2**20
 
 
 def parse_client_sent(text: str) -> int | None:
-    """Datagrams the sender sent, or None if it printed no final report.
+    """Data datagrams the sender sent, or None if it printed no final report.
 
-    iperf2 counts its end-of-stream marker datagram in "Sent N", while receivers count
+    iperf 2.1 counts its end-of-stream marker datagram in "Sent N", while receivers count
     data datagrams only (a clean 5 s run: "Sent 450", receiver total 449), so the data
-    count is N - 1.
+    count is N - 1; iperf 2.0 says N for N data datagrams.
     """
     matches = _SENT_RE.findall(text)
     if not matches:
         return None
-    return max(int(matches[-1]) - 1, 0)
+    sent = int(matches[-1])
+    return sent if _V20_INTERVAL.search(text) else max(sent - 1, 0)
+
+
+_VERSION_RE = re.compile(r"iperf version (\d+)\.(\d+)")
+
+
+def parse_version(text: str) -> tuple[int, int] | None:
+    """(major, minor) from `iperf --version` (stderr up to 2.1.8, stdout after)."""
+    match = _VERSION_RE.search(text)
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def parse_igmp(text: str) -> dict[str, set[ipaddress.IPv4Address]]:

@@ -92,6 +92,7 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
                 iface = r.iface or backend.lab_nic(r.host)
                 endpoints.append(Endpoint(member, r, host, iface))
         sender = backend.host(s.sender_host)
+        _same_iperf(sender, endpoints)
         with reporter.step(f"{case.name}: {len(endpoints)} receiver(s) join {s.group}"):
             for ep in endpoints:
                 ep.process = ep.host.start(receiver_argv(s, ep.iface),
@@ -129,6 +130,26 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
     if interrupted is not None:
         raise interrupted
     return outcome
+
+
+def _same_iperf(sender: Host, endpoints: list[Endpoint]) -> None:
+    """Refuse a case whose ends run iperf versions that do not agree: a 2.0.x receiver of
+    a 2.1.x sender reports 100 % loss with every datagram there (DESIGN.md section 5).
+    One receiver of each kind is asked, not each of 16 fan-out pods."""
+    asked: dict[str, tuple[int, int] | None] = {}
+    first_of_each: dict[str, Host] = {}
+    for ep in endpoints:
+        first_of_each.setdefault(ep.spec.name, ep.host)
+    for host in [sender, *first_of_each.values()]:
+        if host.name not in asked:
+            out = host.run(["iperf", "--version"], timeout=15, check=False)
+            asked[host.name] = iperf.parse_version(out.stdout + out.stderr)
+    if len({v for v in asked.values() if v is not None}) > 1:
+        said = ", ".join(f"{name} {v[0]}.{v[1]}" if v else f"{name} unknown"
+                         for name, v in asked.items())
+        raise BackendError(f"iperf versions differ ({said}): iperf 2.0.x and 2.1.x do not "
+                           "agree on the end of a stream, and every count would be wrong; "
+                           "run the same iperf at both ends")
 
 
 def _tail(text: str) -> str:
@@ -206,6 +227,10 @@ def _collect(endpoints: list[Endpoint], artifacts: RunArtifacts, case_name: str,
 def _outcome(case: Case, endpoints: list[Endpoint], sent: int | None, error: str | None,
              started: float) -> CaseOutcome:
     receivers = [_receiver_outcome(ep, sent) for ep in endpoints]
+    if error is None:
+        doubtful = [f"{ep.name}: {why}" for ep in endpoints
+                    if (why := iperf.parse_server_csv(ep.output).inconsistent)]
+        error = "\n".join(doubtful) if doubtful else None
     if error is not None:
         verdict = "error"
         # Counts are kept, but a case that went wrong judges no receiver: a FAIL beside

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
+import pytest
+
 from lab.run import iperf
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "iperf"
@@ -93,3 +95,48 @@ def test_a_stream_that_ended_whole_has_its_final_report() -> None:
     text = (DATA / "server-3s-then-sigterm.csv").read_text()
     assert iperf.has_final_report(text)
     assert iperf.parse_server_csv(text).received == 271  # "Sent 272" less the end marker
+
+
+# iperf 2.0.13a (the seed image's line) against 2.1.8: real output, tests/data/iperf/2.0.13a
+V20 = DATA / "2.0.13a"
+
+
+def test_a_2_0_receiver_of_a_2_0_sender_counts_right() -> None:
+    report = iperf.parse_server_csv((V20 / "receiver-2.0.13a-from-sender-2.0.13a.csv")
+                                    .read_text())
+    # The sender is found though 2.0 prints the group first; the empty second stream that
+    # 2.0 opens from the end-of-stream datagrams is no stream.
+    (stream,) = report.streams
+    assert (stream.source, stream.received, stream.lost, stream.complete) == \
+        ("192.168.77.12", 268, 0, True)
+    assert report.inconsistent is None
+    assert [r.received for r in report.intervals] == [90, 89, 89]
+    # 2.0 says "Sent 268" for 268 data datagrams (2.1 counts its marker too).
+    assert iperf.parse_client_sent((V20 / "sender-2.0.13a.txt").read_text()) == 268
+    assert iperf.parse_client_sent((V20 / "sender-2.1.8.txt").read_text()) == 271
+
+
+@pytest.mark.parametrize("name", ["receiver-2.0.13a-from-sender-2.1.8.csv",
+                                  "receiver-2.1.8-from-sender-2.0.13a.csv"])
+def test_a_mixed_pair_is_refused_not_reported_as_loss(name: str) -> None:
+    report = iperf.parse_server_csv((V20 / name).read_text())
+    assert report.inconsistent is not None
+    assert "2147483" in report.inconsistent and "same iperf at both ends" in \
+        report.inconsistent
+
+
+def test_a_2_1_pair_is_consistent() -> None:
+    report = iperf.parse_server_csv((V20 / "receiver-2.1.8-from-sender-2.1.8.csv").read_text())
+    assert report.inconsistent is None and report.received == 271
+
+
+def test_a_2_0_receiver_stopped_mid_stream() -> None:
+    report = iperf.parse_server_csv((V20 / "receiver-2.0.13a-sigterm-midstream.txt")
+                                    .read_text())
+    assert report.received == 180 and report.inconsistent is None
+
+
+def test_iperf_version_from_either_stream() -> None:
+    assert iperf.parse_version("iperf version 2.1.8 (12 August 2022) pthreads") == (2, 1)
+    assert iperf.parse_version("iperf version 2.0.13a (...) pthreads\n") == (2, 0)
+    assert iperf.parse_version("iperf 3.12 (cJSON 1.7.15)") is None

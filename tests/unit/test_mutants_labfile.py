@@ -112,10 +112,10 @@ def test_the_repository_lab_loads_to_exactly_this_model() -> None:
         vagrant=VagrantSettings(
             "virtualbox",
             {"virtualbox": Box("bento/ubuntu-24.04", "202502.21.0"),
-             "libvirt": Box("mcast-lab/debian-12-test", "0")},
+             "libvirt": Box("cloud-image/ubuntu-24.04", "20250805.0.0")},
             LibvirtSettings("kvm", None)),
-        kubernetes=KubernetesSettings("1.35", "1.35.0-1.1", "v0.27.4", "v4.3.0",
-                                      "bagoulla/iperf:2.0", True),
+        kubernetes=KubernetesSettings("1.36", "1.36.3-1.1", "registry.k8s.io/pause:3.10.2",
+                                      "v0.27.4", "v4.3.0", "bagoulla/iperf:2.0", True),
         source=REPO / "lab.yaml")
 
 

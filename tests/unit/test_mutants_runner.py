@@ -260,3 +260,37 @@ def test_a_summary_of_a_newer_schema_is_refused_by_name(tmp_path: Path) -> None:
     (tmp_path / "summary.json").write_text(json.dumps({"schema": 2}))
     with pytest.raises(UsageError, match=r"summary\.json is not a summary .*schema 2"):
         read_summary(tmp_path)
+
+
+class _VersionHost:
+    """FAKE host, named as such: answers `iperf --version` as a given iperf would (two
+    iperf versions cannot both be installed on this machine). Real 2.1.8 wording."""
+
+    def __init__(self, name: str, version: str) -> None:
+        self.name = name
+        self.version = version
+        self.asked = 0
+
+    def run(self, argv: list[str], **kwargs: object) -> object:
+        from lab.command import Result
+
+        self.asked += 1
+        return Result(tuple(argv), 1, "", f"iperf version {self.version} (date) pthreads\n",
+                      0.01, 15)
+
+
+def test_a_case_whose_ends_run_different_iperf_versions_is_refused(tmp_path: Path) -> None:
+    from lab.errors import BackendError
+
+    case = _case(tmp_path, [{"name": "pods", "placement": "pod", "count": 3}])
+    spec = case.scenario.receivers[0]
+    pods = [_VersionHost(f"pods-{i}", "2.0.13a") for i in range(3)]
+    endpoints = [Endpoint(f"pods-{i}", spec, host, "eth1")  # type: ignore[arg-type]
+                 for i, host in enumerate(pods)]
+    sender = _VersionHost("mcastsrc", "2.1.8")
+    with pytest.raises(BackendError, match=r"iperf versions differ \(mcastsrc 2\.1, pods-0 "
+                       r"2\.0\).*same iperf at both ends"):
+        runner._same_iperf(sender, endpoints)  # type: ignore[arg-type]
+    assert [p.asked for p in pods] == [1, 0, 0]  # one member of the group is asked
+    same = [_VersionHost("pods-0", "2.1.8")]
+    runner._same_iperf(sender, [Endpoint("pods-0", spec, same[0], "eth1")])  # type: ignore

@@ -9,15 +9,17 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lab import names
 from lab.backends.vagrant import libvirtnet
 from lab.errors import BackendError
+from lab.model.lab import Lab
 from lab.model.labfile import load_lab
 from lab.model.scenario import Expectation
 from lab.run import artifacts as results
 from lab.run.runner import judge
-from tests.support import REPO
+from tests.support import REPO, base_lab
 
 
 class _FrozenClock(dt.datetime):
@@ -46,8 +48,15 @@ def test_runs_started_in_the_same_second_get_their_own_folders(
     assert c.name == f"{third.run_id}-2" and (c / "summary.json").is_file()
 
 
-def test_libvirt_networks_are_isolated_without_dns() -> None:
-    lab = load_lab(REPO / "lab.yaml")
+def _lab_with_management(tmp_path: Path, management: str) -> Lab:
+    data = base_lab()
+    data["vagrant"]["libvirt"] = {"management": management}
+    (tmp_path / "lab.yaml").write_text(yaml.safe_dump(data))
+    return load_lab(tmp_path / "lab.yaml")
+
+
+def test_libvirt_networks_are_isolated_without_dns(tmp_path: Path) -> None:
+    lab = _lab_with_management(tmp_path, "isolated")  # as CI's VMs and offline labs have
     networks = libvirtnet.wanted_networks(lab, ipaddress.IPv4Network("192.168.121.0/24"))
     assert len(networks) == 2
     for name, xml in networks.items():
@@ -61,6 +70,18 @@ def test_libvirt_networks_are_isolated_without_dns() -> None:
     mgmt = ET.fromstring(networks[names.libvirt_management_network(lab.name)])
     assert mgmt.find("ip/dhcp/range") is not None  # Vagrant's SSH address comes from DHCP
     assert mgmt.find("ip").get("address") == "192.168.121.1"  # type: ignore[union-attr]
+
+
+def test_by_default_the_management_network_gives_the_vms_a_way_out(tmp_path: Path) -> None:
+    """The Kubernetes tier downloads packages and images: libvirt's NAT on the management
+    network only; the lab network stays isolated."""
+    lab = _lab_with_management(tmp_path, "nat")
+    networks = libvirtnet.wanted_networks(lab, ipaddress.IPv4Network("192.168.121.0/24"))
+    mgmt = ET.fromstring(networks[names.libvirt_management_network(lab.name)])
+    assert mgmt.find("forward").get("mode") == "nat"  # type: ignore[union-attr]
+    assert mgmt.find("dns") is None  # libvirt's forwarder answers the VMs
+    lab_net = ET.fromstring(networks[names.libvirt_lab_network(lab.name)])
+    assert lab_net.find("forward") is None and lab_net.find("dns").get("enable") == "no"  # type: ignore[union-attr]  # noqa: E501
 
 
 def test_each_lab_gets_a_management_subnet_nobody_uses() -> None:

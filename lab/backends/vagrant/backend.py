@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import shlex
+import shutil
 import time
 from collections.abc import Mapping
 
@@ -106,9 +107,11 @@ class VagrantBackend(Backend):
             r.lab_nics.clear()
             self._hosts.clear()
             with self.reporter.step(f"vagrant up ({self.provider}): "
-                                    f"{', '.join(h.name for h in self.lab.hosts)}"):
+                                    f"{', '.join(h.name for h in self.lab.hosts)}") as step:
                 # libvirt boots machines in parallel; VirtualBox does not support it.
-                cli.up(self.provider, UP_TIMEOUT_S, parallel=self.provider == "libvirt")
+                cli.up(self.provider, UP_TIMEOUT_S, parallel=self.provider == "libvirt",
+                       on_line=lambda line: step.progress(line.strip()[:120])
+                       if line.strip() else None)
         hosts = {h.name: self._ssh_host(cli, h.name) for h in self.lab.hosts}
         with self.reporter.step("SSH answers on every host"):
             for host in hosts.values():
@@ -121,8 +124,15 @@ class VagrantBackend(Backend):
                           for h in self.lab.hosts}
         self.state.save()
         with self.reporter.step("provision"):
-            provisioner.provision([(hosts[h.name], h.role, self.step_env(h.name))
-                                   for h in self.lab.hosts])
+            try:
+                provisioner.provision([(hosts[h.name], h.role, self.step_env(h.name))
+                                       for h in self.lab.hosts])
+            finally:
+                # `lab status` names the failed step and its log until the next `up`.
+                for failure in provisioner.failures:
+                    progress = r.provisioning[failure.host]
+                    progress.failed, progress.log = failure.step, str(failure.log)
+                self.state.save()
         if self.lab.kubernetes.provision:
             node = hosts[self.lab.node.name]
             master = self._lab_nic_of(node)
@@ -165,6 +175,7 @@ class VagrantBackend(Backend):
         if h.role == "node":
             env.update({"LAB_NODE_NAME": h.name, "LAB_POD_SUBNET": str(self.lab.pod_subnet),
                         "LAB_K8S_MINOR": k.minor, "LAB_K8S_PACKAGE_VERSION": k.package_version,
+                        "LAB_PAUSE_IMAGE": k.pause_image,
                         "LAB_FLANNEL": k.flannel, "LAB_MULTUS": k.multus})
         return env
 
@@ -197,6 +208,8 @@ class VagrantBackend(Backend):
                     libvirtnet.remove(networks)
         self.state.remove()
         resolved_path(self.lab).unlink(missing_ok=True)
+        # The provisioning logs belong to the lab (`lab logs` archives them before this).
+        shutil.rmtree(names.logs_dir(self.lab.project_dir, self.lab.name), ignore_errors=True)
 
     def status(self) -> LabStatus:
         if not resolved_path(self.lab).exists():
@@ -209,9 +222,13 @@ class VagrantBackend(Backend):
                                  f"{self.provider}, {_progress(progress.get(h.name))}"
                                  + _word(states.get(h.name)))
                       for h in self.lab.hosts)
+        problems = tuple(
+            f"{name}: step {p.failed} failed (log: {p.log}); fix what it says and run "
+            "`lab up` again, or look around with `lab ssh " + name + "`"
+            for name, p in progress.items() if p.failed)
         return LabStatus(self.lab.name, self.name,
                          overall_state(hosts, self.record.status == "up"), hosts,
-                         (), provider=self.provider)
+                         (), provider=self.provider, problems=problems)
 
     def host(self, name: str) -> SshHost:
         if self.record.status != "up":
@@ -231,7 +248,11 @@ class VagrantBackend(Backend):
         return nics[host.name]
 
     def interactive_argv(self, host: str, argv: list[str]) -> list[str]:
-        t = self.host(host).target
+        # Any VM that answered SSH once will do, up or not: a half-provisioned lab is where
+        # a shell is needed most.
+        if host not in self.record.ssh:
+            raise BackendError(f"lab {self.lab.name} has no VM {host} yet; run `lab up` first")
+        t = self.record.ssh[host]
         return ["ssh", "-t", "-i", t.identity_file, "-p", str(t.port), "-o",
                 "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                 # ssh joins its arguments into one remote command line: quote them here.
@@ -287,4 +308,5 @@ def _word(vagrant_word: str | None) -> str:
 def _progress(progress: Progress | None) -> str:
     if progress is None:
         return "not provisioned"
-    return f"provisioned {len(progress.done)}/{progress.total} steps"
+    failed = f", failed at {progress.failed}" if progress.failed else ""
+    return f"provisioned {len(progress.done)}/{progress.total} steps{failed}"

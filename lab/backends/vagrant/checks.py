@@ -97,6 +97,8 @@ def checks(lab: Lab, options: Mapping[str, str] | None = None) -> list[Check]:
                             "libvirtd does not answer on qemu:///system.",
                             "apt-get install libvirt-daemon-system qemu-system-x86 and start "
                             "libvirtd"))
+    if lab.kubernetes.provision:
+        found.extend(kubernetes_tier_checks(lab, provider))
     need = sum(h.memory_mb for h in lab.hosts)
     have = _memory_available_mb()
     found.append(Check("memory", have is None or have >= need,
@@ -106,4 +108,28 @@ def checks(lab: Lab, options: Mapping[str, str] | None = None) -> list[Check]:
     found.append(Check("disk", free_gb >= DISK_NEEDED_GB,
                         f"{free_gb:.0f} GB free in {lab.project_dir}",
                         f"free at least {DISK_NEEDED_GB} GB for the boxes and VM disks"))
+    return found
+
+
+# kubeadm's preflight refuses a control-plane node below these (NumCPU, Mem).
+KUBEADM_MIN_CPUS, KUBEADM_MIN_MEMORY_MB = 2, 1700
+
+
+def kubernetes_tier_checks(lab: Lab, provider: str) -> list[Check]:
+    """What the Kubernetes tier needs that `lab up` cannot fix: warnings, so that a lab
+    that does not need the tier (host scenarios) still comes up."""
+    node = lab.node
+    small = node.cpus < KUBEADM_MIN_CPUS or node.memory_mb < KUBEADM_MIN_MEMORY_MB
+    found = [Check("node-size", not small,
+                   f"{node.name} has {node.cpus} CPU(s) and {node.memory_mb} MB"
+                   + (f"; kubeadm needs {KUBEADM_MIN_CPUS} CPUs and {KUBEADM_MIN_MEMORY_MB} MB"
+                      if small else ""),
+                   f"raise hosts[{node.name}].cpus/memory in {lab.source.name}, or set "
+                   "kubernetes.provision: false", blocking=False)]
+    if provider == "libvirt" and lab.vagrant.libvirt.management == "isolated":
+        found.append(Check("vm-internet", False,
+                           "vagrant.libvirt.management is isolated: the VMs reach no "
+                           "internet, and the Kubernetes tier downloads packages and images.",
+                           "set vagrant.libvirt.management: nat, or kubernetes.provision: "
+                           "false", blocking=False))
     return found

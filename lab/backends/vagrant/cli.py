@@ -12,6 +12,7 @@ parses what comes back.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,12 +93,14 @@ class VagrantCLI:
         self.env = {**os.environ, **(env or {})}
         self._ssh: dict[str, SshTarget] = {}
 
-    def _run(self, args: list[str], timeout: float, what: str) -> command.Result:
+    def _run(self, args: list[str], timeout: float, what: str,
+             on_line: Callable[[str], None] | None = None) -> command.Result:
         return command.run(["vagrant", *args], timeout=timeout, check=False, env=self.env,
-                           what=what, cwd=self.root)
+                           what=what, cwd=self.root, on_line=on_line)
 
-    def _checked(self, args: list[str], timeout: float, what: str) -> command.Result:
-        result = self._run(args, timeout, what)
+    def _checked(self, args: list[str], timeout: float, what: str,
+                 on_line: Callable[[str], None] | None = None) -> command.Result:
+        result = self._run(args, timeout, what, on_line)
         if not result.ok:
             detail = machine_readable_error(parse_machine_readable(result.stdout)) or \
                 (result.stderr.strip() or result.stdout.strip())[-1500:]
@@ -118,10 +121,12 @@ class VagrantCLI:
                 raise BackendError(f"vagrant ssh-config printed no block for {host}")
         return self._ssh[host]
 
-    def up(self, provider: str, timeout: float, parallel: bool) -> command.Result:
+    def up(self, provider: str, timeout: float, parallel: bool,
+           on_line: Callable[[str], None] | None = None) -> command.Result:
+        """`on_line` gets each line Vagrant prints, as it prints it (minutes of boot)."""
         args = ["up", f"--provider={provider}", "--no-provision"]
         args.append("--parallel" if parallel else "--no-parallel")
-        return self._checked(args, timeout, "vagrant up")
+        return self._checked(args, timeout, "vagrant up", on_line)
 
     def destroy(self, timeout: float) -> command.Result:
         self._ssh.clear()

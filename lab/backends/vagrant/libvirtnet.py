@@ -1,10 +1,12 @@
 """The libvirt networks of a lab, defined before `vagrant up` and removed by `destroy`.
 
-Both are isolated: no <forward> (nothing routed to the machine's own interfaces or beyond)
-and no DNS (a network vagrant-libvirt makes itself runs a DNS forwarder to outside
-addresses). The management network hands out addresses by DHCP, which is how
-vagrant-libvirt learns where to SSH; the lab network has none: Vagrant configures the
-static lab addresses from lab.yaml. `vagrant destroy` removes a pre-defined private
+The lab network is isolated: no <forward> (nothing routed to the machine's own interfaces
+or beyond) and no DNS. The management network gives the VMs the internet through libvirt's
+NAT (the Kubernetes tier downloads packages and images), or with
+`vagrant.libvirt.management: isolated` is as isolated as the lab network (CI, offline
+labs). The management network hands out addresses by DHCP, which is how vagrant-libvirt
+learns where to SSH; the lab network has none: Vagrant configures the static lab addresses
+from lab.yaml. `vagrant destroy` removes a pre-defined private
 network, so `up` defines them again each time.
 
 Each lab has its own management subnet, the first /24 from MANAGEMENT_POOL that no libvirt
@@ -39,10 +41,13 @@ def _virsh(*args: str, check: bool = True) -> command.Result:
 
 
 def network_xml(name: str, subnet: ipaddress.IPv4Network, host_address: ipaddress.IPv4Address,
-                dhcp: bool) -> str:
+                dhcp: bool, nat: bool = False) -> str:
+    """An isolated network (no <forward>, no DNS), or with `nat` one whose VMs reach the
+    internet through this machine (libvirt's NAT and DNS forwarder)."""
     start, end = subnet.network_address + 10, subnet.broadcast_address - 1
     dhcp_xml = (f"<dhcp><range start='{start}' end='{end}'/></dhcp>" if dhcp else "")
-    return (f"<network><name>{_text(name)}</name><dns enable='no'/>"
+    way_out = "<forward mode='nat'/>" if nat else "<dns enable='no'/>"
+    return (f"<network><name>{_text(name)}</name>{way_out}"
             f"<ip address={quoteattr(str(host_address))} netmask={quoteattr(str(subnet.netmask))}>"
             f"{dhcp_xml}</ip></network>")
 
@@ -64,7 +69,7 @@ def wanted_networks(lab: Lab, management: Net4) -> dict[str, str]:
     mgmt_name, lab_name = network_names(lab)
     return {
         mgmt_name: network_xml(mgmt_name, management, management.network_address + 1,
-                               dhcp=True),
+                               dhcp=True, nat=lab.vagrant.libvirt.management == "nat"),
         lab_name: network_xml(lab_name, lab.subnet, host_side, dhcp=False),
     }
 

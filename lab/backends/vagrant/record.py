@@ -15,6 +15,8 @@ class Progress:
 
     total: int
     done: list[str] = field(default_factory=list)
+    failed: str | None = None  # the step that failed, if one did
+    log: str | None = None  # its log on this machine
 
 
 @dataclass

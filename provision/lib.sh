@@ -1,0 +1,76 @@
+# shellcheck shell=bash
+# Sent before every step's script (the engine joins them; a change here reruns every step).
+# Exit statuses a step may end with, read by lab/remote/provision.py:
+#   75  transient: retried until the step's retry_for (a lock held, a mirror hiccup)
+#   76  no way out: this VM reaches no network it needs; never retried, said in one line
+#   anything else: a failure, not retried
+# A line "cause: ..." on stderr is what `lab` shows as the reason.
+
+LAB_APT=(apt-get -q -y -o DPkg::Lock::Timeout=300 -o Acquire::Retries=3)
+export DEBIAN_FRONTEND=noninteractive
+
+lab_fail() {  # STATUS CAUSE...
+    local status=$1
+    shift
+    echo "cause: $*" >&2
+    exit "$status"
+}
+
+# Network errors that mean "this VM has no way out", as apt and curl word them.
+LAB_NO_NETWORK='Temporary failure resolving|Could not resolve|Network is unreachable|No route to host|Connection timed out|Resolving timed out|Failed to connect'
+
+lab_apt_update() {
+    local out
+    # apt-get update exits 0 when every mirror failed (it only warns): read what it said.
+    out=$("${LAB_APT[@]}" update 2>&1) || true
+    printf '%s\n' "$out"
+    if grep -Eq "$LAB_NO_NETWORK" <<<"$out" && ! grep -Eq '^(Hit|Get):' <<<"$out"; then
+        lab_fail 76 "apt reaches none of its mirrors: $(grep -Eo "($LAB_NO_NETWORK)[^\"]*" <<<"$out" | head -n 1)"
+    fi
+    if grep -Eq '^(W|E): (Failed to fetch|Some index files failed)' <<<"$out"; then
+        lab_fail 75 "apt could not fetch every index: $(grep -E '^(W|E): ' <<<"$out" | head -n 1)"
+    fi
+}
+
+lab_apt_install() {  # PACKAGE...
+    local out status=0
+    out=$("${LAB_APT[@]}" install "$@" 2>&1) || status=$?
+    printf '%s\n' "$out"
+    [[ $status -eq 0 ]] && return 0
+    if grep -Eq "$LAB_NO_NETWORK|Failed to fetch|Could not get lock|Unable to acquire" <<<"$out"; then
+        lab_fail 75 "apt-get install $* failed for now: $(grep -E '^E: ' <<<"$out" | head -n 1)"
+    fi
+    lab_fail 1 "apt-get install $* failed: $(grep -E '^E: ' <<<"$out" | head -n 1)"
+}
+
+lab_fetch() {  # URL FILE: a download, retried by the engine unless the VM has no way out
+    local err
+    if err=$(curl -fsSL --retry 2 --connect-timeout 10 --max-time 120 "$1" -o "$2" 2>&1); then
+        return 0
+    fi
+    if grep -Eq "$LAB_NO_NETWORK|\(6\)|\(7\)" <<<"$err"; then
+        lab_fail 76 "cannot download $1: ${err##*curl: }"
+    fi
+    lab_fail 75 "download of $1 failed: ${err##*curl: }"
+}
+
+lab_containerd_config() {  # MAJOR PAUSE_IMAGE < default config > the lab's config
+    # The systemd cgroup driver (kubeadm's default for the kubelet), and the sandbox
+    # (pause) image kubeadm wants, in the key of the installed major: containerd 2.x
+    # (config version 3) `[plugins.'io.containerd.cri.v1.images'.pinned_images] sandbox`,
+    # containerd 1.x `[plugins."io.containerd.grpc.v1.cri"] sandbox_image`.
+    local major=$1 pause=$2 config
+    config=$(sed 's/SystemdCgroup = false/SystemdCgroup = true/')
+    if [[ "$major" -ge 2 ]]; then
+        config=$(sed -E "s|^([[:space:]]*sandbox = ).*|\\1'${pause}'|" <<<"$config")
+        grep -q "^[[:space:]]*sandbox = '${pause}'" <<<"$config" ||
+            lab_fail 1 "containerd $major's default config has no pinned_images sandbox key"
+    else
+        config=$(sed -E "s|^([[:space:]]*sandbox_image = ).*|\\1\"${pause}\"|" <<<"$config")
+        grep -q "^[[:space:]]*sandbox_image = \"${pause}\"" <<<"$config" ||
+            lab_fail 1 "containerd $major's default config has no sandbox_image key"
+    fi
+    grep -q 'SystemdCgroup = true' <<<"$config" ||
+        lab_fail 1 "containerd $major's default config has no SystemdCgroup key"
+    printf '%s\n' "$config"
+}

@@ -71,14 +71,15 @@ class StepFailed(BackendError):
 
 def explain(result: Result) -> str:
     """The one line that says why: the step's own "cause:", else apt's or curl's telling
-    line, else the last line it printed."""
-    lines = [ln.strip() for ln in (result.stderr + "\n" + result.stdout).splitlines()
-             if ln.strip()]
+    line, else the last line it printed on stderr, else on stdout."""
+    err = [ln.strip() for ln in result.stderr.splitlines() if ln.strip()]
+    out = [ln.strip() for ln in result.stdout.splitlines() if ln.strip()]
     for marker in _TELLING:
-        for line in lines:
+        for line in err + out:
             if marker in line:
                 return line.removeprefix("cause: ")[:300]
-    return lines[-1][:300] if lines else "it printed nothing"
+    last = err or out
+    return last[-1][:300] if last else "it printed nothing"
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,8 @@ class Provisioner:
         """End the step running on `host`: its whole session, by the pid it recorded."""
         script = 'pid=$(cat "$1" 2>/dev/null) && [ -n "$pid" ] && kill -TERM -- "-$pid"'
         with contextlib.suppress(BackendError):  # the host is gone: nothing runs there
-            host.run(["sh", "-c", script, "sh", self._pidfile()], timeout=CANCEL_TIMEOUT_S,
+            # bash: its kill takes `--` before a negative pid (a process group); dash's not.
+            host.run(["bash", "-c", script, "bash", self._pidfile()], timeout=CANCEL_TIMEOUT_S,
                      check=False, what=f"stop the step running on {host.name}")
 
     def provision_host(self, host: Host, role: str, env: dict[str, str]) -> list[StepOutcome]:
@@ -249,7 +251,7 @@ class Provisioner:
         path.parent.mkdir(parents=True, exist_ok=True)
         ended = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         with path.open("a") as out:
-            out.write(f"# {ended} attempt {attempt}: exit status {result.exit_status}"
+            out.write(f"# attempt {attempt}, ended {ended}: exit status {result.exit_status}"
                       f"{' (timed out)' if result.timed_out else ''} after "
                       f"{result.duration:.1f} s\n# stdout\n{result.stdout}\n# stderr\n"
                       f"{result.stderr}\n")

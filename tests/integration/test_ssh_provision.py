@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +15,7 @@ from lab.errors import BackendError, CommandFailed
 from lab.remote.provision import PROVISION_DIR, Provisioner, Step, load_steps
 from lab.remote.ssh import SshHost
 from lab.ui import Reporter
+from tests.support import REPO
 
 pytestmark = pytest.mark.sshd
 
@@ -84,8 +89,82 @@ def test_engine_reports_failing_step_with_command_status_and_tail(sshd_host: Ssh
         engine.provision([(sshd_host, "node", {})])
     message = str(info.value)
     assert "sshtest" in message and "breaks" in message and "exit status 7" in message
-    assert "disk on fire" in message and "bash -s" in message
+    # The cause in one line, the log to read; not the step's whole command line.
+    assert "failed (exit status 7): disk on fire" in message, message
+    assert f"log: {tmp_path / 'logs' / 'sshtest' / 'breaks.log'}" in message
+    assert "bash -s" not in message and "env " not in message
+    log = (tmp_path / "logs" / "sshtest" / "breaks.log").read_text()
+    assert re.match(r"# attempt 1, ended \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00: exit status 7",
+                    log)
+    assert "about to fail" in log and "disk on fire" in log
     assert not (tmp_path / "s" / "steps" / "breaks").exists()  # not recorded as done
+
+
+def test_a_step_with_no_way_out_is_not_retried_and_says_what_to_do(sshd_host: SshHost,
+                                                                   tmp_path: Path) -> None:
+    """Exit 76 (lib.sh's "no network way out"): one attempt, the cause, and the hint."""
+    script = tmp_path / "offline.sh"
+    script.write_text("echo 'Err:1 http://deb.debian.org bookworm InRelease'\n"
+                      "lab_fail 76 \"apt reaches none of its mirrors: Temporary failure "
+                      "resolving 'deb.debian.org'\"\n")
+    engine = Provisioner([Step("offline", script, ("node",), 30, 600)], tmp_path / "logs",
+                         Reporter(quiet=True), str(tmp_path / "s"))
+    start = time.monotonic()
+    with pytest.raises(BackendError) as info:
+        engine.provision([(sshd_host, "node", {})])
+    assert time.monotonic() - start < 20  # not retried for its 600 s
+    message = str(info.value)
+    assert ("sshtest: step offline failed (exit status 76): apt reaches none of its mirrors: "
+            "Temporary failure resolving 'deb.debian.org'") in message, message
+    assert "kubernetes.provision: false" in message and ", 2 attempts" not in message
+
+
+def test_ctrl_c_ends_the_remote_step_within_seconds(sshd_host: SshHost, tmp_path: Path) -> None:
+    """SIGINT to a process provisioning over SSH ends the step on the host, its children
+    too, by the session it recorded: not when the step would have ended (300 s)."""
+    started, child = tmp_path / "started", tmp_path / "child.pid"
+    script = tmp_path / "long.sh"
+    script.write_text(f"sleep 300 & echo $! > {child}; echo $$ > {started}; wait\n")
+    driver = tmp_path / "drive.py"
+    driver.write_text(
+        "import sys\nfrom pathlib import Path\n"
+        "from lab.remote.provision import Provisioner, Step\n"
+        "from lab.remote.ssh import SshHost, SshTarget\nfrom lab.ui import Reporter\n"
+        "host = SshHost('sshtest', SshTarget('sshtest', sys.argv[1], int(sys.argv[2]), "
+        "'root', sys.argv[3]), sudo=False)\n"
+        "step = Step('long', Path(sys.argv[4]), ('node',), 600, 0)\n"
+        "Provisioner([step], Path(sys.argv[5]), Reporter(quiet=True), sys.argv[6])"
+        ".provision([(host, 'node', {})])\n")
+    t = sshd_host.target
+    proc = subprocess.Popen([sys.executable, str(driver), t.hostname, str(t.port),
+                             t.identity_file, str(script), str(tmp_path / "logs"),
+                             str(tmp_path / "s")], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not started.exists() and time.monotonic() < deadline:  # the step runs
+            time.sleep(0.05)
+        assert started.exists(), proc.stderr.read() if proc.poll() is not None else ""
+        sleeper = int(child.read_text())
+        start = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+            raise AssertionError(f"still running 30 s after SIGINT: {proc.stderr.read()}; "
+                                 f"remote: {sorted(p.name for p in (tmp_path / 's').rglob('*'))}"
+                                 ) from None
+        stopped_in = time.monotonic() - start
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode != 0 and stopped_in < 10, (stopped_in, proc.stderr.read())
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{sleeper}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{sleeper}").exists()  # the step's child ended with it
 
 
 def test_engine_retries_transient_exit_until_it_succeeds(sshd_host: SshHost, tmp_path: Path,

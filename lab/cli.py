@@ -258,6 +258,24 @@ def demo(c: Context) -> None:
     raise SystemExit(verdict_exit_code(verdict))
 
 
+@cli.command()
+@pass_ctx
+def logs(c: Context) -> None:
+    """Gather what it takes to diagnose this lab into one archive (no keys, no tokens)."""
+    from lab.diagnose.archive import collect
+
+    backend = c.backend(c.state())
+    project, name = c.lab.project_dir, c.lab.name
+    with c.reporter.step("gather logs, versions and state from the lab's hosts"):
+        path = collect(c.lab, dict(backend.existing_hosts()), {
+            "lab.yaml": c.lab.source,
+            "state.json": names.state_file(project, name),
+            "vagrant.json": names.vagrant_input_file(project, name),
+            "provisioning-logs": names.logs_dir(project, name)},
+            names.lab_dir(project, name), backend.kubernetes())
+    c.stdout.print(str(path), markup=False, highlight=False)
+
+
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("host_name")
 @click.argument("argv", nargs=-1, type=click.UNPROCESSED)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lab.check import Check
 from lab.host import Host, PodSpec
 from lab.model.lab import Lab
 from lab.state import State
@@ -54,13 +55,15 @@ class LabStatus:
     pods: tuple[str, ...]
     provider: str | None = None  # a VM backend's provider
     problems: tuple[str, ...] = ()  # what went wrong (a failed provisioning step), for people
+    selfcheck: tuple[Check, ...] = ()  # the last `lab up`'s self-check, where there is one
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "lab": self.lab, "backend": self.backend, "state": str(self.state),
             "hosts": [{"name": h.name, "state": str(h.state), "address": h.address,
                        "detail": h.detail} for h in self.hosts],
-            "pods": list(self.pods), "problems": list(self.problems)}
+            "pods": list(self.pods), "problems": list(self.problems),
+            "selfcheck": [c.as_dict() for c in self.selfcheck]}
         if self.provider is not None:
             data["provider"] = self.provider
         return data
@@ -106,6 +109,14 @@ class Backend(ABC):
     @abstractmethod
     def host(self, name: str) -> Host:
         """A host of a lab that is up (BackendError if it is not)."""
+
+    def kubernetes(self) -> str | None:
+        """Why there is no Kubernetes on the node, or None when there is one."""
+        return f"no Kubernetes with the {self.name} backend"
+
+    @abstractmethod
+    def existing_hosts(self) -> Mapping[str, Host]:
+        """The hosts that exist now, up or not (a half-made lab too): for `lab logs`."""
 
     @abstractmethod
     def lab_nic(self, host: str) -> str:

@@ -65,6 +65,19 @@ def receiver_pod(lab: Lab, spec: PodSpec) -> dict[str, Any]:
     }
 
 
+PROBE = "selfcheck"  # the self-check's probe pod, as a receiver name
+PROBE_LIFETIME_S = 600
+
+
+def probe_pod(lab: Lab) -> dict[str, Any]:
+    """The self-check's pod: attached like a receiver, running nothing but a wait."""
+    pod = receiver_pod(lab, PodSpec(PROBE, True, "self-check", ("sleep", "0"), 0))
+    del pod["metadata"]["annotations"][RECEIVER_ANNOTATION]
+    pod["spec"]["activeDeadlineSeconds"] = PROBE_LIFETIME_S
+    pod["spec"]["containers"][0]["command"] = ["sleep", str(PROBE_LIFETIME_S)]
+    return pod
+
+
 def lab_manifests(lab: Lab, master: str, pods: list[PodSpec]) -> list[dict[str, Any]]:
     """The NAD and the receiver pods of one case, in the order they are applied."""
     return [nad_manifest(lab, master), *(receiver_pod(lab, spec) for spec in pods)]

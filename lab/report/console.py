@@ -202,8 +202,14 @@ def print_status(console: Console, st: LabStatus) -> None:
     console.print(table)
     if st.pods:
         console.print(f"pods: {', '.join(st.pods)}")
+    if st.selfcheck:
+        passed = sum(1 for c in st.selfcheck if c.ok)
+        console.print(f"self-check: {passed}/{len(st.selfcheck)} passed", markup=False)
+        for c in st.selfcheck:
+            mark = "ok" if c.ok else ("FAILED" if c.blocking else "warn")
+            console.print(f"  {mark} {c.name}: {c.message}", markup=False)
     for problem in st.problems:
-        console.print(f"[red]problem:[/red] {problem}", markup=True)
+        console.print(Text.assemble(("problem: ", "red"), problem))
 
 
 def print_doctor(console: Console, backend: str, checks: list[Check]) -> None:

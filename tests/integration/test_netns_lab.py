@@ -219,3 +219,35 @@ def test_attached_pod_gets_the_macvlan_queue_length_from_lab_yaml(tmp_path, queu
     finally:
         project.lab("destroy", timeout=120)
     assert_clean(project)
+
+
+def test_lab_logs_gathers_the_hosts_and_never_key_material(project):
+    """`lab logs` on a real netns lab: one archive with the lab file, the state, each
+    host's links, addresses and memberships; Kubernetes parts say why they are absent; a
+    key planted in the provisioning logs comes out as a removed line."""
+    import tarfile
+
+    assert project.lab("up").returncode == 0
+    planted = project.dir / ".lab" / project.name / "logs" / "k8s" / "planted.log"
+    planted.parent.mkdir(parents=True)
+    planted.write_text("step ran\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\n"
+                       "    client-key-data: LS0tLS1CRUdJTi\n-----END OPENSSH PRIVATE KEY-----\n")
+    logs = project.lab("logs")
+    assert logs.returncode == 0, logs.stderr
+    archive = Path(logs.stdout.strip())
+    assert archive.parent == project.dir / ".lab" / project.name and archive.is_file()
+    with tarfile.open(archive) as tar:
+        files = {m.name.split("/", 1)[1]: tar.extractfile(m).read().decode()  # type: ignore
+                 for m in tar.getmembers() if m.isfile()}
+    assert {"lab.yaml", "state.json", "MANIFEST.txt", "hosts/mcastsrc/ip-addr.txt",
+            "hosts/k8s/igmp.txt", "hosts/k8s/kubernetes/nodes.txt",
+            "provisioning-logs/k8s/planted.log"} <= set(files), sorted(files)
+    assert "inet 192.168.56.12/24" in files["hosts/mcastsrc/ip-addr.txt"]
+    assert files["hosts/mcastsrc/ip-addr.txt"].startswith(
+        f"$ ip netns exec {project.name}-mcastsrc ip -d addr\n# exit status 0\n")
+    assert "iperf version 2" in files["hosts/k8s/iperf-version.txt"]
+    assert files["hosts/k8s/kubernetes/nodes.txt"] == "no Kubernetes with the netns backend\n"
+    everything = "\n".join(files.values())
+    assert "PRIVATE KEY" not in everything and "-data:" not in everything
+    assert "step ran" in files["provisioning-logs/k8s/planted.log"]
+    assert "line removed by lab logs" in files["provisioning-logs/k8s/planted.log"]

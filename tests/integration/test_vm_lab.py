@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -88,8 +89,12 @@ def _vm_lab_data(box: Path) -> dict:
     data = yaml.safe_load((REPO / "lab.yaml").read_text())
     data["vagrant"] = dict(data["vagrant"], provider="libvirt", libvirt={
         "driver": "qemu",  # KVM is not usable on these machines; QEMU emulates
+        # Nothing leaves this machine: no NAT on the management network either.
+        "management": "isolated",
         "direct_boot": {"kernel": str(box / "vmlinuz"), "initrd": str(box / "initrd.img"),
                         "cmd_line": "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet"}})
+    data["vagrant"]["boxes"] = dict(data["vagrant"]["boxes"],
+                                    libvirt={"name": BOX_NAME, "version": "0"})
     data["hosts"] = [dict(h, memory=768, cpus=1) for h in data["hosts"]]
     # No internet here: the Kubernetes tier (packages, kubeadm, flannel, Multus) cannot run;
     # the node's offline preparation (swap, modules, sysctls) does.
@@ -143,6 +148,14 @@ def test_two_vms_up_provisioned_and_host_baseline(vm_lab: Project) -> None:
     details = {h["name"]: h["detail"] for h in status["hosts"]}
     assert "provisioned 3/3 steps" in details["mcastsrc"], status
     assert "provisioned 4/4 steps" in details["k8s"], status
+    # The self-check ran for real on what exists here; Kubernetes says it is absent.
+    assert re.search(r"self-check: 5/5 passed", up.stderr), up.stderr
+    checks = {c["name"]: c for c in status["selfcheck"]}
+    assert all(c["ok"] for c in checks.values()), checks
+    assert checks["k8s-lab-nic"]["message"] == "k8s: eth1 has 192.168.56.11/24"
+    assert checks["mcastsrc-iperf"]["message"].startswith("mcastsrc: iperf version 2")
+    assert checks["kubernetes"]["message"].startswith("not provisioned")
+    assert status["problems"] == []
 
     # The node's offline Kubernetes preparation really happened (through `lab ssh`).
     probe = project.lab("ssh", "k8s", "--", "sh", "-c",
@@ -216,6 +229,70 @@ def test_two_labs_side_by_side_and_destroying_one_leaves_the_other(box: Path,
     assert sorted(_networks(first.name)) == [f"{first.name}-lab", f"{first.name}-mgmt"]
     probe = first.lab("ssh", "mcastsrc", "--", "true", timeout=120)
     assert probe.returncode == 0, probe.stdout + probe.stderr
+
+
+def test_lab_logs_gathers_the_vms_without_key_material(vm_lab: Project) -> None:
+    import tarfile
+
+    logs = vm_lab.lab("logs", timeout=600)
+    assert logs.returncode == 0, logs.stderr
+    with tarfile.open(logs.stdout.strip()) as tar:
+        files = {m.name.split("/", 1)[1]: tar.extractfile(m).read().decode()  # type: ignore
+                 for m in tar.getmembers() if m.isfile()}
+    assert "Linux k8s" in files["hosts/k8s/uname.txt"]
+    assert "192.168.56.12/24" in files["hosts/mcastsrc/ip-addr.txt"]
+    assert "224.0.0.1" in files["hosts/k8s/ip-maddr.txt"]
+    assert "# attempt 1" in files["provisioning-logs/k8s/k8s-prep.log"]
+    assert files["hosts/k8s/kubernetes/nodes.txt"] == \
+        "not provisioned (kubernetes.provision: false)\n"
+    assert '"management_subnet"' in files["state.json"] and "vagrant.json" in files
+    everything = "\n".join(files.values())
+    assert "PRIVATE KEY" not in everything and "-data:" not in everything
+
+
+def test_without_internet_the_kubernetes_tier_fails_clearly(vm_lab: Project) -> None:
+    """The VMs' isolation is a user's VMs without internet: with the Kubernetes tier on,
+    `lab doctor` warns first, `lab up` fails at once at the first download naming the
+    step, the cause in one line and the way out, `lab status` names the failed step and
+    its log (exit 3), and `lab ssh` still opens a shell on the half-provisioned node."""
+    project = vm_lab
+    data = yaml.safe_load(project.lab_file.read_text())
+    data["kubernetes"]["provision"] = True
+    project.lab_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    try:
+        doctor = project.lab("doctor", "--json", "--provider", "libvirt", timeout=300)
+        checks = {c["name"]: c for c in json.loads(doctor.stdout)}
+        assert (checks["vm-internet"]["ok"], checks["vm-internet"]["blocking"]) == \
+            (False, False), checks
+        assert checks["node-size"]["ok"] is False and "kubeadm needs 2 CPUs" in \
+            checks["node-size"]["message"], checks
+
+        start = time.monotonic()
+        up = project.lab("up", "--provider", "libvirt", timeout=900)
+        took = time.monotonic() - start
+        print(f"\nlab up failing at the first download: {took:.1f} s")
+        assert up.returncode == 3, up.stdout + up.stderr
+        log = project.dir / ".lab" / project.name / "logs" / "k8s" / "containerd.log"
+        assert re.search(r"k8s: step containerd failed \(exit status 76\): apt reaches none "
+                         r"of its mirrors: (Temporary failure resolving|Could not resolve)",
+                         up.stderr), up.stderr
+        assert f"log: {log}" in up.stderr and "kubernetes.provision: false" in up.stderr
+        assert "bash -s" not in up.stderr and "LAB_" not in up.stderr  # no command dump
+        assert ", 2 attempts" not in up.stderr  # no way out: not retried
+        assert "Temporary failure resolving" in log.read_text() or \
+            "Could not resolve" in log.read_text()
+
+        status = project.lab("status", timeout=300)
+        assert status.returncode == 3, status.stdout + status.stderr
+        flat = " ".join(status.stdout.split())
+        assert "failed at containerd" in flat and f"step containerd failed (log: {log})" in \
+            flat, status.stdout
+        shell = project.lab("ssh", "k8s", "--", "cat", "/var/lib/mcast-lab/lab-nic",
+                            timeout=120)
+        assert shell.returncode == 0 and shell.stdout.strip() == "eth1", shell.stderr
+    finally:
+        data["kubernetes"]["provision"] = False
+        project.lab_file.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 def test_destroy_leaves_no_domain_and_no_network(vm_lab: Project) -> None:

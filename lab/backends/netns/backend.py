@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from lab.backends.netns.checks import problems
 from lab.backends.netns.host import NamespaceHost
 from lab.backends.netns.record import NetnsRecord, PodNetwork, PodRecord
 from lab.errors import BackendError
-from lab.host import PodSpec
+from lab.host import Host, PodSpec
 
 NETNS_DIR = Path("/var/run/netns")
 IP_TIMEOUT_S = 15.0
@@ -193,6 +194,10 @@ class NetnsBackend(Backend):
             raise BackendError(f"lab {self.lab.name} is not up (host {name} has no namespace "
                                f"{netns}); run `lab up` first")
         return NamespaceHost(name, netns)
+
+    def existing_hosts(self) -> Mapping[str, Host]:
+        return {h.name: NamespaceHost(h.name, self.host_netns(h.name)) for h in self.lab.hosts
+                if netns_exists(self.host_netns(h.name))}
 
     def lab_nic(self, host: str) -> str:
         return self.lab.nic

@@ -23,8 +23,9 @@ from lab.backends.vagrant.checks import checks
 from lab.backends.vagrant.cli import VagrantCLI
 from lab.backends.vagrant.inputs import resolved_path, vagrant_input, write_input
 from lab.backends.vagrant.record import Progress, VagrantRecord
+from lab.diagnose.selfcheck import selfcheck
 from lab.errors import BackendError
-from lab.host import PodSpec
+from lab.host import Host, PodSpec
 from lab.kube import pods as kubepods
 from lab.kube.kubectl import Kubectl
 from lab.kube.manifests import nad_manifest, receiver_pod
@@ -140,6 +141,17 @@ class VagrantBackend(Backend):
                                     f"(macvlan on {node.name}'s {master})"):
                 Kubectl(node).apply([nad_manifest(self.lab, master)],
                                     what="apply the NetworkAttachmentDefinition")
+        with self.reporter.step("self-check") as step:
+            r.selfcheck = selfcheck(self.lab, dict(hosts),
+                                    {name: self._lab_nic_of(h) for name, h in hosts.items()})
+            self.state.save()
+            failed = [c for c in r.selfcheck if not c.ok and c.blocking]
+            step.progress(f"{len(r.selfcheck) - len(failed)}/{len(r.selfcheck)} passed")
+            if failed:
+                first = failed[0]
+                raise BackendError(f"self-check failed: {first.name}: {first.message}\n"
+                                   f"  look at: {first.fix}\n  `lab logs` gathers what it "
+                                   "takes to see why, into one file to send")
         r.status = "up"
         self.state.save()
 
@@ -225,15 +237,28 @@ class VagrantBackend(Backend):
         problems = tuple(
             f"{name}: step {p.failed} failed (log: {p.log}); fix what it says and run "
             "`lab up` again, or look around with `lab ssh " + name + "`"
-            for name, p in progress.items() if p.failed)
+            for name, p in progress.items() if p.failed) + tuple(
+            f"self-check {c.name}: {c.message} (look at: {c.fix})"
+            for c in self.record.selfcheck if not c.ok and c.blocking)
+
         return LabStatus(self.lab.name, self.name,
                          overall_state(hosts, self.record.status == "up"), hosts,
-                         (), provider=self.provider, problems=problems)
+                         (), provider=self.provider, problems=problems,
+                         selfcheck=tuple(self.record.selfcheck))
 
     def host(self, name: str) -> SshHost:
         if self.record.status != "up":
             raise BackendError(f"lab {self.lab.name} is not up; run `lab up` first")
         return self._ssh_host(self._cli(), name)
+
+    def kubernetes(self) -> str | None:
+        return None if self.lab.kubernetes.provision else \
+            "not provisioned (kubernetes.provision: false)"
+
+    def existing_hosts(self) -> Mapping[str, Host]:
+        """The VMs that answered SSH once (recorded), whether provisioned or not."""
+        return {name: self._hosts.get(name) or SshHost(name, target)
+                for name, target in self.record.ssh.items()}
 
     def lab_nic(self, host: str) -> str:
         """Found by address during provisioning (step lab-nic) and recorded on the host."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lab.check import Check
 from lab.remote.ssh import SshTarget
 from lab.state import known_fields
 
@@ -31,6 +32,7 @@ class VagrantRecord:
     lab_nics: dict[str, str] = field(default_factory=dict)  # host -> its lab NIC's name
     provisioning: dict[str, Progress] = field(default_factory=dict)
     pod_runs: dict[str, list[str]] = field(default_factory=dict)  # run label -> pods
+    selfcheck: list[Check] = field(default_factory=list)  # the last `lab up`'s
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -42,4 +44,5 @@ class VagrantRecord:
                     for h, t in d.get("ssh", {}).items()}
         d["provisioning"] = {h: Progress(**known_fields(Progress, p))
                              for h, p in d.get("provisioning", {}).items()}
+        d["selfcheck"] = [Check(**known_fields(Check, c)) for c in d.get("selfcheck", [])]
         return cls(**d)

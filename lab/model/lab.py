@@ -48,6 +48,10 @@ class Attachment:
                 "rangeEnd": str(self.range_end),
             },
         }
+        if self.bcqueuelen is not None:
+            # The macvlan plugin reads it since containernetworking/plugins v1.6.0 (older
+            # ones ignore unknown keys); the netns backend also sets it with `ip link`.
+            config["bcqueuelen"] = self.bcqueuelen
         return config
 
 

@@ -96,3 +96,14 @@ def test_pods_refused_when_kubernetes_is_not_provisioned(tmp_path: Path) -> None
 
     with pytest.raises(BackendError, match="kubernetes.provision: false"):
         b.create_pods([PodSpec("p", True, "pod-multus", ("iperf", "-s"), 60)])
+
+
+def test_more_receiver_pods_than_a_node_runs_are_refused_before_any_is_made(backend) -> None:
+    b, hosts = backend
+    from lab.host import PodSpec
+
+    specs = [PodSpec(f"fanout-{i}", True, "fanout", ("iperf", "-s"), 60) for i in range(101)]
+    with pytest.raises(BackendError, match=r"101 receiver pods on one node: the kubelet runs "
+                       r"at most 110 pods \(maxPods\)"):
+        b.create_pods(specs)
+    assert hosts["k8s"].commands == []  # nothing was applied

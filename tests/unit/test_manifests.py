@@ -84,3 +84,16 @@ def test_lab_manifests_prints_applicable_yaml(capsys: pytest.CaptureFixture[str]
     assert [d["kind"] for d in docs] == ["NetworkAttachmentDefinition", "Pod"]
     assert json.loads(docs[0]["spec"]["config"])["master"] == "enp0s8"
     assert main(["manifests", "--master", "eth1;reboot"]) == 2
+
+
+def test_the_nad_carries_the_macvlan_queue_length_when_lab_yaml_sets_it(
+        tmp_path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    data = yaml.safe_load((REPO / "lab.yaml").read_text())
+    data["attachment"]["bcqueuelen"] = 5000
+    (tmp_path / "lab.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.chdir(tmp_path)
+    assert main(["manifests", "--master", "enp0s8"]) == 0
+    (nad,) = yaml.safe_load_all(capsys.readouterr().out)
+    assert json.loads(nad["spec"]["config"])["bcqueuelen"] == 5000
+    # Unset (the shipped lab.yaml), the key is absent: the kernel's queue, as Multus pods get.
+    assert "bcqueuelen" not in json.loads(nad_manifest(LAB, "eth1")["spec"]["config"])

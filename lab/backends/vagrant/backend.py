@@ -36,6 +36,8 @@ from lab.state import State
 from lab.ui import Reporter
 
 UP_TIMEOUT_S = 1800.0
+# The kubelet's default maxPods is 110 per node; kube-system, flannel and Multus take ~10.
+MAX_RECEIVER_PODS = 100
 DESTROY_TIMEOUT_S = 600.0
 SSH_READY_S = 300.0
 
@@ -291,6 +293,12 @@ class VagrantBackend(Backend):
             raise BackendError("pod receivers need Kubernetes on the node, and lab.yaml says "
                                "kubernetes.provision: false; run host-baseline, or set it to "
                                "true and run `lab up` again")
+        if len(specs) > MAX_RECEIVER_PODS:
+            raise BackendError(
+                f"{len(specs)} receiver pods on one node: the kubelet runs at most 110 pods "
+                f"(maxPods), about {MAX_RECEIVER_PODS} once kube-system, flannel and Multus "
+                "run; lower the receivers' count in the scenario (or, on a cluster of your "
+                "own, raise the kubelet's maxPods)")
         cases = {s.case for s in specs}
         if len(cases) != 1:
             raise ValueError(f"pods of one case at a time, not {sorted(cases)}")

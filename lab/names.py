@@ -80,6 +80,8 @@ def vm_prefix(lab: str) -> str:
 # -- Kubernetes ----------------------------------------------------------------------------
 
 PART_OF = "mcast-lab"
+# The receiver image the node builds from its own iperf (provision/receiver-image.sh).
+NODE_BUILT_IMAGE = "mcast-lab/iperf:node"
 LABEL_LAB = "mcast-lab/lab"
 LABEL_RUN = "mcast-lab/run"
 

@@ -5,7 +5,7 @@
 # failed init leaves admin.conf behind, so a rerun resets and starts over.
 set -euo pipefail
 : "${LAB_ADDRESS:?}" "${LAB_POD_SUBNET:?}" "${LAB_NODE_NAME:?}" "${LAB_PAUSE_IMAGE:?}"
-: "${LAB_USER:=vagrant}"
+: "${LAB_USER:=vagrant}" "${LAB_API_WAIT_S:=120}"
 export KUBECONFIG=/etc/kubernetes/admin.conf
 version=$(kubeadm version -o short)
 
@@ -31,7 +31,7 @@ wait_api() {  # SECONDS
     done
 }
 
-if [[ -f /etc/kubernetes/admin.conf ]] && wait_api 120; then
+if [[ -f /etc/kubernetes/admin.conf ]] && wait_api "$LAB_API_WAIT_S"; then
     echo "control plane answers /readyz"
 else
     if [[ -e /etc/kubernetes/admin.conf || -e /etc/kubernetes/manifests/kube-apiserver.yaml ]]; then

@@ -74,3 +74,35 @@ lab_containerd_config() {  # MAJOR PAUSE_IMAGE < default config > the lab's conf
         lab_fail 1 "containerd $major's default config has no SystemdCgroup key"
     printf '%s\n' "$config"
 }
+
+lab_rootfs() {  # DIR: this host's iperf, the libraries it links, and busybox's basic tools
+    local dir=$1 iperf lib tool
+    iperf=$(command -v iperf) || lab_fail 1 "no iperf on this host to put in the image"
+    command -v busybox >/dev/null || lab_fail 1 "no busybox on this host to put in the image"
+    mkdir -p "$dir/bin" "$dir/usr/bin" "$dir/tmp"
+    cp "$iperf" "$dir/usr/bin/iperf"
+    for lib in $(ldd "$iperf" | grep -Eo '/[^ ]+'); do
+        mkdir -p "$dir$(dirname "$lib")"
+        cp -L "$lib" "$dir$lib"
+    done
+    cp "$(command -v busybox)" "$dir/bin/busybox"
+    for tool in sh sleep cat ls ip; do ln -sf busybox "$dir/bin/$tool"; done
+}
+
+lab_image_archive() {  # ROOTFS NAME:TAG OUT.tar: a one-layer image as `ctr images import` takes
+    local rootfs=$1 ref=$2 out=$3 work diff config arch
+    work=$(mktemp -d)
+    tar -C "$rootfs" --numeric-owner --owner=0 --group=0 -cf "$work/layer.tar" .
+    diff=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
+    arch=$(dpkg --print-architecture)  # amd64, arm64: the names OCI uses too
+    printf '{"architecture":"%s","os":"linux","config":{"Cmd":["/bin/sleep","3600"],"Env":["PATH=/usr/bin:/bin"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}\n' \
+        "$arch" "$diff" > "$work/config.json"
+    config=$(sha256sum "$work/config.json" | cut -d' ' -f1)
+    mv "$work/config.json" "$work/$config.json"
+    mkdir "$work/$diff"
+    mv "$work/layer.tar" "$work/$diff/layer.tar"
+    printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["%s/layer.tar"]}]\n' \
+        "$config" "$ref" "$diff" > "$work/manifest.json"
+    tar -C "$work" -cf "$out" manifest.json "$config.json" "$diff"
+    rm -rf "$work"
+}

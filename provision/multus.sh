@@ -5,7 +5,7 @@
 # config: the daemonset has no readiness probe, and a pod made before the file exists
 # gets no attachment.
 set -euo pipefail
-: "${LAB_MULTUS:?}" "${LAB_MULTUS_MEMORY:=300Mi}"
+: "${LAB_MULTUS:?}" "${LAB_MULTUS_MEMORY:=300Mi}" "${LAB_MULTUS_WAIT_S:=300}"
 export KUBECONFIG=/etc/kubernetes/admin.conf
 conf=/etc/cni/net.d/00-multus.conf
 manifest=/tmp/multus-daemonset-thick.yml
@@ -15,14 +15,14 @@ sed -i -E "s|memory: \"50Mi\"|memory: \"${LAB_MULTUS_MEMORY}\"|" "$manifest"
 grep -q "memory: \"${LAB_MULTUS_MEMORY}\"" "$manifest" ||
     lab_fail 1 "the Multus manifest of $LAB_MULTUS has no 50Mi memory limit to raise"
 kubectl apply -f "$manifest"
-deadline=$((SECONDS + 300))
+deadline=$((SECONDS + LAB_MULTUS_WAIT_S))
 until kubectl -n kube-system rollout status daemonset/kube-multus-ds --timeout=10s >/dev/null 2>&1 &&
     [[ -s "$conf" ]]; do
     if ((SECONDS >= deadline)); then
         kubectl -n kube-system describe daemonset/kube-multus-ds >&2
         kubectl -n kube-system logs daemonset/kube-multus-ds --tail=50 >&2 || true
         kubectl -n kube-system get events --sort-by=.lastTimestamp | tail -n 30 >&2
-        lab_fail 1 "Multus did not become ready (daemonset rolled out and $conf written) within 300 s"
+        lab_fail 1 "Multus did not become ready (daemonset rolled out and $conf written) within $LAB_MULTUS_WAIT_S s"
     fi
     sleep 3
 done

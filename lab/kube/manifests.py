@@ -39,6 +39,14 @@ def nad_manifest(lab: Lab, master: str) -> dict[str, Any]:
     }
 
 
+def receiver_image(lab: Lab) -> dict[str, str]:
+    """The image (and pull policy) of receiver pods: the one the node built from its own
+    iperf (never pulled), or the image lab.yaml names."""
+    if lab.kubernetes.iperf_image == "node":
+        return {"image": names.NODE_BUILT_IMAGE, "imagePullPolicy": "Never"}
+    return {"image": lab.kubernetes.iperf_image, "imagePullPolicy": "IfNotPresent"}
+
+
 def receiver_pod(lab: Lab, spec: PodSpec) -> dict[str, Any]:
     """The pod for one receiver: the Multus annotation `NAD@ifname` when it is attached."""
     annotations = {RECEIVER_ANNOTATION: shlex.join(spec.receiver_argv)}
@@ -59,7 +67,7 @@ def receiver_pod(lab: Lab, spec: PodSpec) -> dict[str, Any]:
             # Bounded like every receiver: the pod ends even if nobody deletes it.
             "activeDeadlineSeconds": lifetime,
             "terminationGracePeriodSeconds": 1,
-            "containers": [{"name": "receiver", "image": lab.kubernetes.iperf_image,
+            "containers": [{"name": "receiver", **receiver_image(lab),
                             "command": ["sleep", str(lifetime)]}],
         },
     }

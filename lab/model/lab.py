@@ -95,7 +95,7 @@ class KubernetesSettings:
     pause_image: str  # the sandbox image kubeadm of that minor wants
     flannel: str
     multus: str
-    iperf_image: str
+    iperf_image: str  # "node": built on the node from its own iperf; else an image to pull
     provision: bool = True  # install Kubernetes on the node during `lab up` (needs internet)
 
 

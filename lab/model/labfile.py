@@ -176,7 +176,7 @@ def _kubernetes(s: Section) -> KubernetesSettings | None:
     pause_image = s.get("pause_image", f.ref)
     flannel = s.get("flannel", f.ref)
     multus = s.get("multus", f.ref)
-    image = s.get("iperf_image", f.ref, "bagoulla/iperf:2.0")
+    image = s.get("iperf_image", f.ref, "node")
     provision = s.get("provision", f.boolean, True)
     s.done()
     if minor and package_version and pause_image and flannel and multus and image:

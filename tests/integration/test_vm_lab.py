@@ -250,6 +250,102 @@ def test_lab_logs_gathers_the_vms_without_key_material(vm_lab: Project) -> None:
     assert "PRIVATE KEY" not in everything and "-data:" not in everything
 
 
+def _step_on_node(project: Project, step: str, env: dict[str, str],
+                  fakes: dict[str, str], before: str = "") -> subprocess.CompletedProcess[str]:
+    """Run a shipped step (after lib.sh) as root on the real k8s VM, with FAKE tools first
+    on PATH standing for what needs the internet (kubeadm, kubectl, curl): the step's own
+    decisions run for real against the state `before` prepares on the VM."""
+    lines = ["set -e", "mkdir -p /tmp/lab-test/bin"]
+    for name, body in fakes.items():
+        lines.append(f"cat > /tmp/lab-test/bin/{name} <<'FAKE'\n#!/bin/sh\n# FAKE {name}\n"
+                     f"{body}\nFAKE\nchmod +x /tmp/lab-test/bin/{name}")
+    script = (REPO / "provision" / "lib.sh").read_text() + "\n" + \
+        (REPO / "provision" / step).read_text()
+    lines += [before, "cat > /tmp/lab-test/step.sh <<'STEP'\n" + script + "\nSTEP",
+              "export PATH=/tmp/lab-test/bin:$PATH " +
+              " ".join(f"{k}={v}" for k, v in env.items()),
+              "exec bash /tmp/lab-test/step.sh"]
+    return project.lab("ssh", "k8s", "--", "sudo", "-n", "bash", "-c", "\n".join(lines),
+                       timeout=300)
+
+
+def _calls(project: Project) -> list[str]:
+    return project.lab("ssh", "k8s", "--", "cat", "/tmp/lab-test/calls",
+                       timeout=120).stdout.splitlines()
+
+
+KUBEADM = """echo "kubeadm $*" >> /tmp/lab-test/calls
+case "$1 $2 $3" in
+  "version -o short") echo v1.36.3 ;;
+  "config images list") echo registry.k8s.io/kube-apiserver:v1.36.3
+                        echo registry.k8s.io/pause:3.10.2 ;;
+  reset*) rm -f /etc/kubernetes/admin.conf /tmp/lab-test/api-up ;;
+  init*) mkdir -p /etc/kubernetes; echo 'apiVersion: v1' > /etc/kubernetes/admin.conf
+         touch /tmp/lab-test/api-up ;;
+esac"""
+KUBECTL = """echo "kubectl $*" >> /tmp/lab-test/calls
+case "$*" in *readyz*) [ -e /tmp/lab-test/api-up ] ;; *) exit 0 ;; esac"""
+
+
+def test_kubeadm_init_decides_by_readyz_and_starts_over_after_a_failed_init(
+        vm_lab: Project) -> None:
+    """A failed init leaves admin.conf behind; the step must not take it for done."""
+    env = {"LAB_ADDRESS": "192.168.56.11", "LAB_POD_SUBNET": "10.244.0.0/16",
+           "LAB_NODE_NAME": "k8s", "LAB_PAUSE_IMAGE": "registry.k8s.io/pause:3.10.2",
+           "LAB_API_WAIT_S": "3"}
+    fakes = {"kubeadm": KUBEADM, "kubectl": KUBECTL}
+    try:
+        half = _step_on_node(vm_lab, "kubeadm-init.sh", env, fakes, before=(
+            "rm -f /tmp/lab-test/calls /tmp/lab-test/api-up; mkdir -p /etc/kubernetes; "
+            "echo half > /etc/kubernetes/admin.conf"))
+        assert half.returncode == 0, half.stdout + half.stderr
+        kubeadm = [c for c in _calls(vm_lab) if c.startswith("kubeadm ") and "version" not in c
+                   and "images list" not in c]
+        assert [c.split()[1] for c in kubeadm] == ["reset", "config", "init"], kubeadm
+        assert "config images pull --kubernetes-version v1.36.3" in kubeadm[1]
+        kubelet = vm_lab.lab("ssh", "k8s", "--", "cat", "/etc/default/kubelet", timeout=120)
+        assert kubelet.stdout.strip() == "KUBELET_EXTRA_ARGS=--node-ip=192.168.56.11"
+        # Now the API answers: done, nothing is reset or initialised again.
+        again = _step_on_node(vm_lab, "kubeadm-init.sh", env, fakes,
+                              before="rm -f /tmp/lab-test/calls")
+        assert again.returncode == 0 and "control plane answers /readyz" in again.stdout
+        assert not [c for c in _calls(vm_lab) if " init" in c or " reset" in c]
+        # kubeadm wants another sandbox image than containerd was given: said, not hidden.
+        other = _step_on_node(vm_lab, "kubeadm-init.sh",
+                              {**env, "LAB_PAUSE_IMAGE": "registry.k8s.io/pause:3.9"}, fakes)
+        assert other.returncode == 1
+        assert "cause: kubeadm v1.36.3 wants the sandbox image registry.k8s.io/pause:3.10.2, " \
+            "containerd was set to registry.k8s.io/pause:3.9" in other.stderr, other.stderr
+    finally:
+        vm_lab.lab("ssh", "k8s", "--", "sudo", "-n", "rm", "-rf", "/tmp/lab-test",
+                   "/etc/kubernetes", "/etc/default/kubelet", timeout=120)
+
+
+def test_multus_is_ready_only_when_its_cni_config_is_written(vm_lab: Project) -> None:
+    """The daemonset rolls out before the daemon writes 00-multus.conf (it has no
+    readiness probe): the step waits for the file, and raises the memory limit."""
+    curl = ('out=""; while [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done\n'
+            "printf '%s\\n' '        image: ghcr.io/k8snetworkplumbingwg/multus-cni:"
+            "snapshot-thick' '            memory: \"50Mi\"' > \"$out\"")
+    env = {"LAB_MULTUS": "v4.3.0", "LAB_MULTUS_WAIT_S": "4"}
+    fakes = {"kubectl": KUBECTL, "curl": curl}
+    try:
+        missing = _step_on_node(vm_lab, "multus.sh", env, fakes,
+                                before="rm -f /etc/cni/net.d/00-multus.conf")
+        assert missing.returncode == 1
+        assert "cause: Multus did not become ready (daemonset rolled out and " \
+            "/etc/cni/net.d/00-multus.conf written) within 4 s" in missing.stderr
+        written = _step_on_node(vm_lab, "multus.sh", env, fakes, before=(
+            "mkdir -p /etc/cni/net.d; echo '{}' > /etc/cni/net.d/00-multus.conf"))
+        assert written.returncode == 0 and "Multus ready" in written.stdout, written.stderr
+        manifest = vm_lab.lab("ssh", "k8s", "--", "cat", "/tmp/multus-daemonset-thick.yml",
+                              timeout=120).stdout
+        assert "multus-cni:v4.3.0-thick" in manifest and 'memory: "300Mi"' in manifest
+    finally:
+        vm_lab.lab("ssh", "k8s", "--", "sudo", "-n", "rm", "-rf", "/tmp/lab-test",
+                   "/etc/cni", "/tmp/multus-daemonset-thick.yml", timeout=120)
+
+
 def test_without_internet_the_kubernetes_tier_fails_clearly(vm_lab: Project) -> None:
     """The VMs' isolation is a user's VMs without internet: with the Kubernetes tier on,
     `lab doctor` warns first, `lab up` fails at once at the first download naming the

@@ -115,7 +115,7 @@ def test_the_repository_lab_loads_to_exactly_this_model() -> None:
              "libvirt": Box("cloud-image/ubuntu-24.04", "20250805.0.0")},
             LibvirtSettings("kvm", None)),
         kubernetes=KubernetesSettings("1.36", "1.36.3-1.1", "registry.k8s.io/pause:3.10.2",
-                                      "v0.27.4", "v4.3.0", "bagoulla/iperf:2.0", True),
+                                      "v0.27.4", "v4.3.0", "node", True),
         source=REPO / "lab.yaml")
 
 
@@ -148,8 +148,8 @@ def test_defaults_of_every_optional_key(here: Path) -> None:
     assert (a.ifname, a.mode, a.cni_version, a.bcqueuelen) == ("eth1", "bridge", "0.3.1", None)
     assert lab.vagrant.provider == "virtualbox"
     assert lab.vagrant.libvirt == LibvirtSettings("kvm", None)
-    assert (lab.kubernetes.iperf_image, lab.kubernetes.provision) == \
-        ("bagoulla/iperf:2.0", True)
+    assert (lab.kubernetes.iperf_image, lab.kubernetes.provision) == ("node", True)
+    assert lab.vagrant.libvirt.management == "nat"  # the VMs reach the internet
 
 
 def test_libvirt_settings_and_direct_boot(here: Path) -> None:

@@ -190,6 +190,8 @@ class VagrantBackend(Backend):
             env.update({"LAB_NODE_NAME": h.name, "LAB_POD_SUBNET": str(self.lab.pod_subnet),
                         "LAB_K8S_MINOR": k.minor, "LAB_K8S_PACKAGE_VERSION": k.package_version,
                         "LAB_PAUSE_IMAGE": k.pause_image,
+                        "LAB_RECEIVER_IMAGE": names.NODE_BUILT_IMAGE
+                        if k.iperf_image == "node" else "",
                         "LAB_FLANNEL": k.flannel, "LAB_MULTUS": k.multus})
         return env
 

@@ -280,3 +280,27 @@ def test_failures_on_several_hosts_are_reported_together(tmp_path: Path) -> None
     finally:
         for ns in names:
             subprocess.run(["ip", "netns", "delete", ns], timeout=10)
+
+
+def test_a_step_that_declares_lab_nic_reruns_when_the_nic_changes(sshd_host: SshHost,
+                                                                  tmp_path: Path) -> None:
+    """lab-nic leaves LAB_NIC in $LAB_STATE_DIR/env; a later step that declares it (flannel's
+    --iface) reruns when another NIC holds the lab address, and only then."""
+    nic_file, out = tmp_path / "nic", tmp_path / "out"
+    finder = tmp_path / "finder.sh"
+    finder.write_text(f'mkdir -p "$LAB_STATE_DIR"; echo "LAB_NIC=$(cat {nic_file})" '
+                      '> "$LAB_STATE_DIR/env"\n')
+    user = tmp_path / "user.sh"
+    user.write_text(f'echo "$LAB_NIC" >> {out}\n')
+    steps = [Step("finder", finder, ("node",), 30, 30, params=("ROUND",)),
+             Step("user", user, ("node",), 30, 30, params=("LAB_NIC",))]
+    engine = Provisioner(steps, tmp_path / "logs", Reporter(quiet=True), str(tmp_path / "s"))
+    nic_file.write_text("eth1\n")
+    assert [o.action for o in engine.provision([(sshd_host, "node", {"ROUND": "1"})])] == \
+        ["ran", "ran"]
+    assert [o.action for o in engine.provision([(sshd_host, "node", {"ROUND": "1"})])] == \
+        ["skipped", "skipped"]
+    nic_file.write_text("enp0s8\n")  # the box now names it otherwise
+    assert [o.action for o in engine.provision([(sshd_host, "node", {"ROUND": "2"})])] == \
+        ["ran", "ran"]
+    assert out.read_text() == "eth1\nenp0s8\n"

@@ -126,6 +126,8 @@ def test_two_vms_up_provisioned_and_host_baseline(vm_lab: Project) -> None:
     up_s = time.monotonic() - start
     assert up.returncode == 0, up.stdout + up.stderr
     print(f"\nlab up (2 VMs, QEMU): {up_s:.1f} s")
+    # Output that is no terminal still shows how a minute-long boot is doing.
+    assert "… vagrant up (libvirt): mcastsrc, k8s (" in up.stderr, up.stderr
     assert sorted(_domains(project.name)) == [f"{project.name}-k8s",
                                               f"{project.name}-mcastsrc"]
 
@@ -319,6 +321,28 @@ def test_kubeadm_init_decides_by_readyz_and_starts_over_after_a_failed_init(
     finally:
         vm_lab.lab("ssh", "k8s", "--", "sudo", "-n", "rm", "-rf", "/tmp/lab-test",
                    "/etc/kubernetes", "/etc/default/kubelet", timeout=120)
+
+
+def test_kube_packages_are_done_only_when_all_three_are_pinned_and_held(
+        vm_lab: Project) -> None:
+    """kubeadm at the pinned version is not enough: kubelet and kubectl too, all held."""
+    env = {"LAB_K8S_MINOR": "1.36", "LAB_K8S_PACKAGE_VERSION": "1.36.3-1.1"}
+    def dpkg(status_of_kubectl: str) -> str:
+        return (f'case "$3" in kubectl) echo "1.36.3-1.1 {status_of_kubectl}" ;; '
+                '*) echo "1.36.3-1.1 hold ok installed" ;; esac')
+    try:
+        held = _step_on_node(vm_lab, "kube-packages.sh", env,
+                             {"dpkg-query": dpkg("hold ok installed")})
+        assert held.returncode == 0 and "present and held" in held.stdout, held.stderr
+        # kubectl installed but not held: the step goes on to install, which here (no
+        # internet) ends at apt with no way out; the old check stopped at kubeadm.
+        loose = _step_on_node(vm_lab, "kube-packages.sh", env,
+                              {"dpkg-query": dpkg("install ok installed")})
+        assert loose.returncode == 76 and "apt reaches none of its mirrors" in loose.stderr, \
+            loose.stdout + loose.stderr
+    finally:
+        vm_lab.lab("ssh", "k8s", "--", "sudo", "-n", "rm", "-rf", "/tmp/lab-test",
+                   timeout=120)
 
 
 def test_multus_is_ready_only_when_its_cni_config_is_written(vm_lab: Project) -> None:

@@ -461,7 +461,11 @@ def test_without_internet_the_kubernetes_tier_fails_clearly(vm_lab: Project) -> 
 
 
 def test_destroy_leaves_no_domain_and_no_network(vm_lab: Project) -> None:
+    own = vm_lab.dir / ".lab" / vm_lab.name
+    assert (own / "logs" / "k8s").is_dir()  # the provisioning logs, until destroy
     destroy = vm_lab.lab("destroy", timeout=900)
     assert destroy.returncode == 0, destroy.stdout + destroy.stderr
     assert _domains(vm_lab.name) == []
     assert _networks(vm_lab.name) == []
+    assert not (own / "logs").exists() and not (own / "state.json").exists()
+    assert not (own / "vagrant.json").exists()

@@ -61,6 +61,11 @@ def ipam_dir_name(lab: str) -> str:
 # namespace's name, so a leak check can tell this lab's processes from any other.
 OWNER_ENV = "MCAST_LAB_NETNS"
 
+# -- on the lab's VMs ----------------------------------------------------------------------
+
+# Step markers, the lab NIC's name and what steps leave for later steps (provisioning).
+VM_STATE_DIR = "/var/lib/mcast-lab"
+
 # -- libvirt (vagrant backend) ------------------------------------------------------------
 
 

@@ -77,6 +77,11 @@ class State:
     def record(self, cls: type[R]) -> R:
         if self._record is None:
             data = {k: v for k, v in self._raw.items() if k != "version"}
+            wrote = data.get("backend")
+            if wrote is not None and wrote != cls.from_json({}).backend:
+                raise BackendError(f"{self.path} was written by the {wrote} backend, not "
+                                   f"the {cls.from_json({}).backend} backend: `lab destroy` "
+                                   f"with --backend {wrote} first")
             try:
                 self._record = cls.from_json(data)
             except (KeyError, TypeError, ValueError) as exc:

@@ -5,6 +5,7 @@
 # failed init leaves admin.conf behind, so a rerun resets and starts over.
 set -euo pipefail
 : "${LAB_ADDRESS:?}" "${LAB_POD_SUBNET:?}" "${LAB_NODE_NAME:?}" "${LAB_PAUSE_IMAGE:?}"
+: "${LAB_STATE_DIR:?}"
 : "${LAB_USER:=vagrant}" "${LAB_API_WAIT_S:=120}"
 export KUBECONFIG=/etc/kubernetes/admin.conf
 version=$(kubeadm version -o short)
@@ -37,10 +38,12 @@ else
     if [[ -e /etc/kubernetes/admin.conf || -e /etc/kubernetes/manifests/kube-apiserver.yaml ]]; then
         echo "a previous kubeadm init did not finish: kubeadm reset -f" >&2
         kubeadm reset -f
+        # The reset wiped what later steps applied (flannel, Multus): they run again.
+        rm -f "$LAB_STATE_DIR/steps/flannel" "$LAB_STATE_DIR/steps/multus"
     fi
     if ! out=$(kubeadm config images pull --kubernetes-version "$version" 2>&1); then
         printf '%s\n' "$out" >&2
-        if grep -Eq "$LAB_NO_NETWORK|no such host|i/o timeout|dial tcp" <<<"$out"; then
+        if grep -Eq "$LAB_NO_NETWORK|no such host|network is unreachable" <<<"$out"; then
             lab_fail 76 "cannot pull the control-plane images: $(grep -Eo '(dial tcp|lookup)[^"]*' <<<"$out" | head -n 1)"
         fi
         lab_fail 75 "pulling the control-plane images failed: $(tail -n 1 <<<"$out")"

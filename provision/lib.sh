@@ -16,19 +16,27 @@ lab_fail() {  # STATUS CAUSE...
     exit "$status"
 }
 
-# Network errors that mean "this VM has no way out", as apt and curl word them.
-LAB_NO_NETWORK='Temporary failure resolving|Could not resolve|Network is unreachable|No route to host|Connection timed out|Resolving timed out|Failed to connect'
+# Network errors that mean "this VM has no way out" (no name resolution, no route), as apt
+# and curl word them. A refused or timed-out connection may pass: those are retried.
+LAB_NO_NETWORK='Temporary failure resolving|Could not resolve|Network is unreachable|No route to host|Resolving timed out'
 
 lab_apt_update() {
-    local out
+    local out status=0
     # apt-get update exits 0 when every mirror failed (it only warns): read what it said.
-    out=$("${LAB_APT[@]}" update 2>&1) || true
+    out=$("${LAB_APT[@]}" update 2>&1) || status=$?
     printf '%s\n' "$out"
+    if grep -Eq 'Could not get lock|Unable to lock' <<<"$out"; then
+        # The lists lock (apt-daily at first boot): DPkg::Lock::Timeout does not cover it.
+        lab_fail 75 "apt's lists are locked by another apt: $(grep -E '^E: ' <<<"$out" | head -n 1)"
+    fi
     if grep -Eq "$LAB_NO_NETWORK" <<<"$out" && ! grep -Eq '^(Hit|Get):' <<<"$out"; then
         lab_fail 76 "apt reaches none of its mirrors: $(grep -Eo "($LAB_NO_NETWORK)[^\"]*" <<<"$out" | head -n 1)"
     fi
     if grep -Eq '^(W|E): (Failed to fetch|Some index files failed)' <<<"$out"; then
         lab_fail 75 "apt could not fetch every index: $(grep -E '^(W|E): ' <<<"$out" | head -n 1)"
+    fi
+    if [[ $status -ne 0 ]]; then
+        lab_fail 1 "apt-get update failed: $(grep -E '^E: ' <<<"$out" | head -n 1)"
     fi
 }
 
@@ -48,8 +56,12 @@ lab_fetch() {  # URL FILE: a download, retried by the engine unless the VM has n
     if err=$(curl -fsSL --retry 2 --connect-timeout 10 --max-time 120 "$1" -o "$2" 2>&1); then
         return 0
     fi
-    if grep -Eq "$LAB_NO_NETWORK|\(6\)|\(7\)" <<<"$err"; then
+    if grep -Eq "$LAB_NO_NETWORK|\(6\)" <<<"$err"; then
         lab_fail 76 "cannot download $1: ${err##*curl: }"
+    fi
+    if grep -Eq 'returned error: 4[0-9][0-9]' <<<"$err"; then
+        # Not there (a version that does not exist): retrying will not make it appear.
+        lab_fail 1 "$1 does not exist: ${err##*curl: }"
     fi
     lab_fail 75 "download of $1 failed: ${err##*curl: }"
 }
@@ -75,17 +87,24 @@ lab_containerd_config() {  # MAJOR PAUSE_IMAGE < default config > the lab's conf
     printf '%s\n' "$config"
 }
 
-lab_rootfs() {  # DIR: this host's iperf, the libraries it links, and busybox's basic tools
-    local dir=$1 iperf lib tool
-    iperf=$(command -v iperf) || lab_fail 1 "no iperf on this host to put in the image"
-    command -v busybox >/dev/null || lab_fail 1 "no busybox on this host to put in the image"
-    mkdir -p "$dir/bin" "$dir/usr/bin" "$dir/tmp"
-    cp "$iperf" "$dir/usr/bin/iperf"
-    for lib in $(ldd "$iperf" | grep -Eo '/[^ ]+'); do
+lab_copy_binary() {  # FILE DIR TARGET: a program and every library it links, into DIR
+    local file=$1 dir=$2 target=$3 lib
+    mkdir -p "$dir$(dirname "$target")"
+    cp "$file" "$dir$target"
+    # A static program has none ("not a dynamic executable").
+    for lib in $(ldd "$file" 2>/dev/null | grep -Eo '/[^ ]+' || true); do
         mkdir -p "$dir$(dirname "$lib")"
         cp -L "$lib" "$dir$lib"
     done
-    cp "$(command -v busybox)" "$dir/bin/busybox"
+}
+
+lab_rootfs() {  # DIR: this host's iperf and busybox's basic tools, with what they link
+    local dir=$1 iperf busybox tool
+    iperf=$(command -v iperf) || lab_fail 1 "no iperf on this host to put in the image"
+    busybox=$(command -v busybox) || lab_fail 1 "no busybox on this host to put in the image"
+    mkdir -p "$dir/tmp"
+    lab_copy_binary "$iperf" "$dir" /usr/bin/iperf
+    lab_copy_binary "$busybox" "$dir" /bin/busybox
     for tool in sh sleep cat ls ip; do ln -sf busybox "$dir/bin/$tool"; done
 }
 

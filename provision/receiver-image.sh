@@ -18,6 +18,7 @@ trap 'rm -rf "$work"' EXIT
 lab_rootfs "$work/rootfs"
 lab_image_archive "$work/rootfs" "$LAB_RECEIVER_IMAGE" "$work/image.tar"
 ctr -n k8s.io images import "$work/image.tar"
-ctr -n k8s.io images ls -q | grep -q "$LAB_RECEIVER_IMAGE" ||
+images=$(ctr -n k8s.io images ls -q)  # whole: `| grep -q` could cut ctr off (pipefail)
+grep -qF -- "$LAB_RECEIVER_IMAGE" <<<"$images" ||
     lab_fail 1 "containerd does not list $LAB_RECEIVER_IMAGE after importing it"
 echo "$LAB_RECEIVER_IMAGE: $(iperf --version 2>&1 | head -n 1), $(dpkg --print-architecture)"

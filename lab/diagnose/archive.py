@@ -21,9 +21,11 @@ import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from lab.errors import Interrupted
 from lab.host import Host
 from lab.kube.kubectl import NODE_ADMIN_KUBECONFIG
 from lab.model.lab import Lab
+from lab.names import VM_STATE_DIR
 
 COMMAND_TIMEOUT_S = 60.0
 # Key material: PEM blocks, kubeconfig *-data fields, bearer tokens, join tokens.
@@ -40,7 +42,7 @@ HOST_COMMANDS: tuple[tuple[str, Sequence[str]], ...] = (
     ("ip-maddr", ["ip", "maddr"]),
     ("igmp", ["cat", "/proc/net/igmp"]),
     ("sysctl", ["sysctl", "net.ipv4.ip_forward", "net.ipv4.igmp_max_memberships"]),
-    ("steps-done", ["sh", "-c", "ls -l /var/lib/mcast-lab/steps; cat /var/lib/mcast-lab/env"]),
+    ("steps-done", ["sh", "-c", f"ls -l {VM_STATE_DIR}/steps; cat {VM_STATE_DIR}/env"]),
 )
 
 
@@ -80,6 +82,8 @@ def _run(host: Host, argv: Sequence[str]) -> str:
         status = "timed out" if r.timed_out else f"exit status {r.exit_status}"
         return f"$ {r.shown}\n# {status}\n{r.stdout}" + (f"# stderr\n{r.stderr}"
                                                           if r.stderr.strip() else "")
+    except Interrupted:
+        raise  # Ctrl-C or SIGTERM stops `lab logs`, not only this command
     except Exception as exc:  # a host that stops answering must not stop the archive
         return f"$ {' '.join(argv)}\n# not run: {exc}\n"
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from lab import names
 from lab.check import Check
-from lab.errors import LabError
+from lab.errors import Interrupted, LabError
 from lab.host import Host
 from lab.kube import pods as kubepods
 from lab.kube.kubectl import Kubectl
@@ -104,6 +104,8 @@ def _probe(lab: Lab, kubectl: Kubectl, node: Host, nic: str) -> Check:
                              "jsonpath={.metadata.annotations.k8s\\.v1\\.cni\\.cncf\\.io/"
                              "network-status}", timeout=60).stdout
         return _attachment_check(lab, status, kubectl, node, pod, nic, look)
+    except Interrupted:
+        raise  # the user stopped `lab up`: not a failed check
     except LabError as exc:
         return Check("probe-pod", False, f"probe pod {pod}: {str(exc).splitlines()[0]}",
                      look)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from lab import names
 from lab.command import Result
 from lab.errors import BackendError
 from lab.host import Host
@@ -38,7 +39,7 @@ from lab.ui import Reporter
 
 PROVISION_DIR = Path(__file__).resolve().parents[2] / "provision"  # lab/remote/ -> repo
 LIBRARY = PROVISION_DIR / "lib.sh"
-DEFAULT_STATE_DIR = "/var/lib/mcast-lab"
+DEFAULT_STATE_DIR = names.VM_STATE_DIR
 TRANSIENT_EXIT = 75
 NO_NETWORK_EXIT = 76
 RETRY_WAIT_S = 5.0
@@ -180,7 +181,9 @@ class Provisioner:
 
     def _cancel(self, host: Host) -> None:
         """End the step running on `host`: its whole session, by the pid it recorded."""
-        script = 'pid=$(cat "$1" 2>/dev/null) && [ -n "$pid" ] && kill -TERM -- "-$pid"'
+        # The file goes with the kill: the wrapper that would remove it is killed too.
+        script = ('pid=$(cat "$1" 2>/dev/null) && [ -n "$pid" ] && rm -f "$1" && '
+                  'kill -TERM -- "-$pid"')
         with contextlib.suppress(BackendError):  # the host is gone: nothing runs there
             # bash: its kill takes `--` before a negative pid (a process group); dash's not.
             host.run(["bash", "-c", script, "bash", self._pidfile()], timeout=CANCEL_TIMEOUT_S,
@@ -239,6 +242,9 @@ class Provisioner:
             self._say(f"{host.name}: {step.name} not ready yet (attempt {attempts}: "
                       f"{explain(result)}); retrying")
             time.sleep(RETRY_WAIT_S)
+        if result.timed_out:
+            # The SSH channel closed at the timeout; the step's session may still run there.
+            self._cancel(host)
         if not result.ok:
             raise StepFailed(host.name, step, result, attempts, log)
         host.run(["sh", "-c", 'mkdir -p "$(dirname "$1")" && printf "%s\\n" "$2" > "$1"', "sh",

@@ -304,3 +304,21 @@ def test_a_step_that_declares_lab_nic_reruns_when_the_nic_changes(sshd_host: Ssh
     assert [o.action for o in engine.provision([(sshd_host, "node", {"ROUND": "2"})])] == \
         ["ran", "ran"]
     assert out.read_text() == "eth1\nenp0s8\n"
+
+
+def test_a_step_past_its_timeout_is_ended_on_the_host_too(sshd_host: SshHost,
+                                                          tmp_path: Path) -> None:
+    """At the timeout the SSH channel closes; the step's session would run on (and hold
+    apt's locks): the engine ends it there by its recorded pid."""
+    child = tmp_path / "child.pid"
+    script = tmp_path / "slow.sh"
+    script.write_text(f"sleep 300 & echo $! > {child}; wait\n")
+    engine = Provisioner([Step("slow", script, ("node",), 2, 0)], tmp_path / "logs",
+                         Reporter(quiet=True), str(tmp_path / "s"))
+    with pytest.raises(BackendError, match=r"step slow failed \(timed out after 2 s\)"):
+        engine.provision([(sshd_host, "node", {})])
+    sleeper = int(child.read_text())
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{sleeper}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{sleeper}").exists()

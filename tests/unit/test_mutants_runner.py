@@ -294,3 +294,16 @@ def test_a_case_whose_ends_run_different_iperf_versions_is_refused(tmp_path: Pat
     assert [p.asked for p in pods] == [1, 0, 0]  # one member of the group is asked
     same = [_VersionHost("pods-0", "2.1.8")]
     runner._same_iperf(sender, [Endpoint("pods-0", spec, same[0], "eth1")])  # type: ignore
+
+
+def test_a_report_of_mismatched_iperf_versions_makes_the_case_an_error(tmp_path: Path,
+                                                                        clock: float) -> None:
+    """Real output of a 2.0.13a receiver of a 2.1.8 sender: not a 100 % loss FAIL, an
+    error that says what is wrong (and no receiver verdict that blames the network)."""
+    mixed = (DATA / "2.0.13a" / "receiver-2.0.13a-from-sender-2.1.8.csv").read_text()
+    case = _case(tmp_path, [{"name": "nic", "placement": "host"}])
+    out = _outcome(case, [_endpoint(case.scenario.receivers[0], mixed)], 271, None, clock)
+    assert out.verdict == "error" and out.error is not None
+    assert out.error.startswith("nic: the final report from 192.168.77.12 counts 2147483377")
+    assert "run the same iperf at both ends" in out.error
+    assert [r.verdict for r in out.receivers] == ["error"]

@@ -88,6 +88,11 @@ exit 0"""  # noqa: E501
     (ONE_MIRROR_DOWN, 75, "apt could not fetch every index: W: Failed to fetch "
                           "https://pkgs.k8s.io"),
     ("echo 'Hit:1 http://deb.debian.org/debian bookworm InRelease'; exit 0", 0, None),
+    # apt-daily holds the lists lock at first boot: wait and try again.
+    ("echo 'E: Could not get lock /var/lib/apt/lists/lock. It is held by process 812'; "
+     "exit 100", 75, "apt's lists are locked by another apt: E: Could not get lock"),
+    ("echo 'E: Malformed entry 1 in list file /etc/apt/sources.list.d/x.list'; exit 100",
+     1, "apt-get update failed: E: Malformed entry 1"),
 ])
 def test_apt_update_is_judged_by_what_it_said_not_its_exit_status(
         tmp_path: Path, apt: str, status: int, cause: str | None) -> None:
@@ -115,6 +120,10 @@ def test_apt_install_failures_are_told_apart(tmp_path: Path, apt: str, status: i
      "cannot download https://pkgs.k8s.io/k: (6) Could not resolve host: pkgs.k8s.io"),
     ("echo 'curl: (22) The requested URL returned error: 502' >&2; exit 22", 75,
      "download of https://pkgs.k8s.io/k failed: (22) The requested URL returned error: 502"),
+    ("echo 'curl: (22) The requested URL returned error: 404' >&2; exit 22", 1,
+     "https://pkgs.k8s.io/k does not exist: (22) The requested URL returned error: 404"),
+    ("echo 'curl: (7) Failed to connect to pkgs.k8s.io port 443' >&2; exit 7", 75,
+     "download of https://pkgs.k8s.io/k failed: (7) Failed to connect"),
 ])
 def test_a_download_with_no_way_out_is_not_retried(tmp_path: Path, curl: str, status: int,
                                                    cause: str) -> None:

@@ -28,11 +28,14 @@ class ScriptedNode:
         self.name = name
         self.answers = answers
         self.commands: list[str] = []
+        self.inputs: list[str] = []
 
     def run(self, argv: Sequence[str], *, timeout: float, check: bool = True,
             input: str | None = None, what: str = "") -> Result:
         line = " ".join(argv)
         self.commands.append(line)
+        if input is not None:
+            self.inputs.append(input)
         status, out = next((a for key, a in self.answers.items() if key in line), (0, ""))
         result = Result(tuple(argv), status, out, "" if status == 0 else out, 0.01, timeout)
         if check and not result.ok:
@@ -66,6 +69,11 @@ def test_a_healthy_node_passes_every_check_and_the_probe_is_deleted() -> None:
         ("probe-attachment", True)], checks
     assert "192.168.56.13 on enp0s8" in checks[-1].message
     assert "CNI macvlan plugin v1.6.2" in checks[-1].message
+    # The probe was really made, with the attachment's annotation, before it was read.
+    (apply,) = [i for i, c in enumerate(node.commands) if " apply " in c]
+    read = next(i for i, c in enumerate(node.commands) if "network-status" in c)
+    assert apply < read
+    assert "k8s.v1.cni.cncf.io/networks: eth1-multicast@eth1" in node.inputs[0]
     deletes = [c for c in node.commands if " delete pod " in c]
     assert len(deletes) == 2  # a probe a killed run left, and this one, by label
     assert node.commands[-1] == deletes[-1]  # the last thing done

@@ -44,6 +44,12 @@ def test_a_record_that_is_not_there_is_an_error_not_an_empty_one(tmp_path: Path)
     state = State(tmp_path / "state.json")
     with pytest.raises(KeyError):
         state.record(NetnsRecord).pods["never-made"]  # noqa: B018
+    # Another backend's record is not read as an empty one of this backend.
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps({"version": 1, "backend": "netns", "status": "up"}))
+    with pytest.raises(BackendError, match=rf"{path} was written by the netns backend, not "
+                       "the vagrant backend"):
+        State(path).record(VagrantRecord)
 
 
 @pytest.mark.parametrize("content", [

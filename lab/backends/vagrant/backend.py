@@ -92,10 +92,12 @@ class VagrantBackend(Backend):
         self.preflight()
         r = self.record
         r.provider, r.status, r.created = self.provider, "creating", time.time()
+        r.selfcheck = []  # the last `up`'s no longer says anything about this one
         self.state.save()
         management = None
         if self.provider == "libvirt":
-            with self.reporter.step("libvirt networks (isolated: no forwarding, no DNS)"):
+            with self.reporter.step(f"libvirt networks (management: "
+                                    f"{self.lab.vagrant.libvirt.management}; lab: isolated)"):
                 management = self._management_subnet()
                 libvirtnet.ensure(self.lab, management, self._record_network)
         write_input(self.lab, vagrant_input(self.lab, self.provider, management))
@@ -211,8 +213,10 @@ class VagrantBackend(Backend):
             host.close()
         self._hosts.clear()
         try:
-            with self.reporter.step("vagrant destroy"):
-                self._cli().destroy(DESTROY_TIMEOUT_S)
+            # No input file: an `up` failed before Vagrant was ever asked for a machine.
+            if resolved_path(self.lab).exists():
+                with self.reporter.step("vagrant destroy"):
+                    self._cli().destroy(DESTROY_TIMEOUT_S)
         finally:
             # The networks go even when Vagrant fails. Besides those recorded, the lab's own
             # names are removed too: an `up` killed between define and record leaves one,

@@ -14,23 +14,23 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
-from lab import backends, names, registry
-from lab.backends.base import Backend
+from lab import names, registry
 from lab.errors import ConfigError, Interrupted, LabError, UsageError
-from lab.model.lab import Lab
-from lab.model.labfile import load_lab, shown_path
-from lab.model.scenario import Scenario, format_rate, resolve_scenarios
-from lab.report.console import print_doctor, print_scenarios, print_status, print_summary
-from lab.run.artifacts import RunArtifacts, latest_run, recover_unfinished
-from lab.run.outcome import overall_verdict, read_summary, to_json
-from lab.run.runner import run_case
-from lab.state import State, argv_summary, lab_lock
-from lab.ui import Reporter
+
+# What a command needs is imported in the command: `lab --help` or `lab status` of a lab
+# that is down must not pay for fabric, rich's tables, the runner (issue: process start).
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from lab.backends.base import Backend
+    from lab.model.lab import Lab
+    from lab.model.scenario import Scenario
+    from lab.state import State
+    from lab.ui import Reporter
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INFRA = 0, 1, 2, 3
 SEED_SCENARIOS = ("host-baseline", "pod-multus", "pod-without-multus")
@@ -51,22 +51,46 @@ class Context:
     file: Path
     backend_option: str | None
     quiet: bool
-    stdout: Console
-    reporter: Reporter
     _lab: Lab | None = None
     # Options only some backends take (lab.registry), as given on the command line.
     options: dict[str, str | None] = field(default_factory=dict)
+    _stdout: Console | None = None
+    _reporter: Reporter | None = None
+
+    @property
+    def stdout(self) -> Console:
+        if self._stdout is None:
+            from rich.console import Console
+
+            # Tables are read in terminals and in CI logs alike: not squeezed to 80 columns.
+            width = None if sys.stdout.isatty() else 150
+            self._stdout = Console(highlight=False, width=width)
+        return self._stdout
+
+    @property
+    def reporter(self) -> Reporter:
+        if self._reporter is None:
+            from lab.ui import Reporter
+
+            self._reporter = Reporter(quiet=self.quiet)
+        return self._reporter
 
     @property
     def lab(self) -> Lab:
         if self._lab is None:
+            from lab.model.labfile import load_lab
+
             self._lab = load_lab(self.file)
         return self._lab
 
     def state(self) -> State:
+        from lab.state import State
+
         return State(names.state_file(self.lab.project_dir, self.lab.name))
 
     def backend(self, state: State) -> Backend:
+        from lab import backends
+
         name = self.backend_option or state.backend or self.lab.backend
         recorded = state.backend
         if self.backend_option and recorded and recorded != self.backend_option:
@@ -76,6 +100,8 @@ class Context:
 
     @contextlib.contextmanager
     def locked(self, what: str) -> Iterator[State]:
+        from lab.state import lab_lock
+
         with lab_lock(names.lab_dir(self.lab.project_dir, self.lab.name), what):
             yield self.state()
 
@@ -106,10 +132,7 @@ def pass_ctx(func: Callable[..., None]) -> Callable[..., None]:
 @click.pass_context
 def cli(ctx: click.Context, file: Path, backend: str | None, quiet: bool) -> None:
     """Multicast into Kubernetes pods, as a lab you can bring up, test and throw away."""
-    # Tables are read in terminals and in CI logs alike: do not squeeze them to 80 columns.
-    width = None if sys.stdout.isatty() else 150
-    ctx.obj = Context(file, backend, quiet, Console(highlight=False, width=width),
-                      Reporter(quiet=quiet))
+    ctx.obj = Context(file, backend, quiet)
 
 
 def backend_options(func: Callable[..., None]) -> Callable[..., None]:
@@ -132,6 +155,8 @@ def backend_options(func: Callable[..., None]) -> Callable[..., None]:
 @backend_options
 def up(c: Context) -> None:
     """Create the lab's hosts and network (idempotent)."""
+    from lab.state import argv_summary
+
     with c.locked(argv_summary()) as state:
         c.backend(state).up()
     c.reporter.info(f"lab {c.lab.name} is up; next: `lab run` (scenarios in "
@@ -142,6 +167,8 @@ def up(c: Context) -> None:
 @pass_ctx
 def destroy(c: Context) -> None:
     """Remove everything the lab created, and nothing else (idempotent)."""
+    from lab.state import argv_summary
+
     with c.locked(argv_summary()) as state:
         c.backend(state).destroy()
         _recover_unfinished_runs(c)
@@ -150,6 +177,8 @@ def destroy(c: Context) -> None:
 def _recover_unfinished_runs(c: Context) -> None:
     """Run folders that a killed `lab run` left hidden are kept as interrupted runs (or
     removed when they hold nothing), and the user is told which."""
+    from lab.run.artifacts import recover_unfinished
+
     for line in recover_unfinished(c.lab.project_dir / "results"):
         c.reporter.warn(line)
 
@@ -159,6 +188,8 @@ def _recover_unfinished_runs(c: Context) -> None:
 @pass_ctx
 def status(c: Context, as_json: bool) -> None:
     """Show the lab's hosts and pods."""
+    from lab.report.console import print_status
+
     st = c.backend(c.state()).status()
     if as_json:
         c.stdout.print_json(json.dumps(st.as_dict()))
@@ -173,6 +204,9 @@ def status(c: Context, as_json: bool) -> None:
 @pass_ctx
 def run(c: Context, scenarios: tuple[str, ...]) -> None:
     """Run scenarios (names in scenarios/ or paths; all when none) and write results/."""
+    from lab.model.scenario import resolve_scenarios
+    from lab.state import argv_summary
+
     loaded = resolve_scenarios(list(scenarios), c.lab)
     with c.locked(argv_summary()) as state:
         _recover_unfinished_runs(c)
@@ -184,6 +218,11 @@ def run(c: Context, scenarios: tuple[str, ...]) -> None:
 
 
 def _run_and_report(c: Context, backend: Backend, scenarios: list[Scenario]) -> str:
+    from lab.report.console import print_summary
+    from lab.run.artifacts import RunArtifacts
+    from lab.run.outcome import overall_verdict, read_summary
+    from lab.run.runner import run_case
+
     cases = [case for s in scenarios for case in s.cases()]
     label = cases[0].name.replace("@", "-at-") if len(cases) == 1 else "run"
     artifacts = RunArtifacts(c.lab.project_dir / "results", label,
@@ -208,6 +247,10 @@ def _run_and_report(c: Context, backend: Backend, scenarios: list[Scenario]) -> 
 @_pass_ctx  # reads files only: no --backend after the command
 def results(c: Context, run_dir: Path | None, as_json: bool) -> None:
     """Show a run's results (the last run by default)."""
+    from lab.report.console import print_summary
+    from lab.run.artifacts import latest_run
+    from lab.run.outcome import read_summary, to_json
+
     folder = run_dir or latest_run(c.lab.project_dir / "results")
     summary = read_summary(folder)
     if as_json:
@@ -221,6 +264,10 @@ def results(c: Context, run_dir: Path | None, as_json: bool) -> None:
 @_pass_ctx  # reads files only: no --backend after the command
 def scenarios_cmd(c: Context) -> None:
     """List the scenario files in scenarios/ with what each shows."""
+    from lab.model.labfile import shown_path
+    from lab.model.scenario import format_rate, resolve_scenarios
+    from lab.report.console import print_scenarios
+
     folder = c.lab.project_dir / "scenarios"
     paths = sorted(folder.glob("*.yaml"))
     if not paths:
@@ -246,6 +293,9 @@ def scenarios_cmd(c: Context) -> None:
 @pass_ctx
 def demo(c: Context) -> None:
     """The walkthrough in one command: up, the seed's three scenarios, verdicts, destroy."""
+    from lab.model.scenario import resolve_scenarios
+    from lab.state import argv_summary
+
     paths = [str(c.lab.project_dir / "scenarios" / f"{n}.yaml") for n in SEED_SCENARIOS]
     loaded = resolve_scenarios(paths, c.lab)
     with c.locked(argv_summary()) as state:
@@ -303,6 +353,7 @@ def manifests(c: Context, scenario: str | None, master: str) -> None:
     from lab.kube.kubectl import dump_all
     from lab.kube.manifests import RECEIVER_ANNOTATION, lab_manifests
     from lab.model.fields import ifname
+    from lab.model.scenario import resolve_scenarios
     from lab.run.runner import receiver_pod_specs
 
     try:
@@ -327,6 +378,9 @@ def manifests(c: Context, scenario: str | None, master: str) -> None:
 @backend_options
 def doctor_cmd(c: Context, as_json: bool) -> None:
     """Check this machine for the chosen backend and say how to fix what is missing."""
+    from lab import backends
+    from lab.report.console import print_doctor
+
     name = c.backend_option or c.lab.backend
     checks = backends.checks(name, c.lab, c.options)
     if as_json:
@@ -337,13 +391,22 @@ def doctor_cmd(c: Context, as_json: bool) -> None:
         raise SystemExit(EXIT_INFRA)
 
 
+class _ErrConsole:
+    """stderr through rich, imported only when there is something to say."""
+
+    def print(self, text: str, markup: bool = True) -> None:
+        from rich.console import Console
+
+        Console(stderr=True, highlight=False, soft_wrap=True).print(text, markup=markup)
+
+
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(f"interrupted by {signal.Signals(signum).name}")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the command, maps every outcome to an exit code."""
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err = _ErrConsole()
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
         cli.main(args=argv, prog_name="lab", standalone_mode=False)

@@ -191,35 +191,55 @@ class Provisioner:
 
     def provision_host(self, host: Host, role: str, env: dict[str, str]) -> list[StepOutcome]:
         env = {**env, "LAB_STATE_DIR": self.state_dir}
+        steps = [s for s in self.steps if role in s.roles]
         outcomes = []
-        for step in self.steps:
-            if role not in step.roles:
-                continue
+        # What every step left, in one round trip: a ready host costs one command, not
+        # one a step. Read again after a step ran (it may have changed later markers).
+        markers, left = self._read_host(host, steps)
+        for step in steps:
             if self._stop.is_set():
                 break
-            env.update(self._left_by_steps(host))
-            outcome = self._step(host, step, env)
+            env.update(left)
+            outcome = self._step(host, step, env, markers.get(step.name, ""))
             outcomes.append(outcome)
             if self.on_step is not None:
                 with self._lock:
                     self.on_step(outcome)
+            if outcome.action == "ran":
+                markers, left = self._read_host(host, steps)
         return outcomes
 
-    def _left_by_steps(self, host: Host) -> dict[str, str]:
-        """KEY=VALUE lines earlier steps left in $LAB_STATE_DIR/env (LAB_NIC)."""
-        out = host.run(["cat", f"{self.state_dir}/env"], timeout=30, check=False).stdout
-        pairs = (line.split("=", 1) for line in out.splitlines() if "=" in line)
-        return {k: v for k, v in pairs if k.startswith("LAB_") and k.isupper()}
+    def _read_host(self, host: Host, steps: list[Step]) -> tuple[dict[str, str],
+                                                                  dict[str, str]]:
+        """Each step's marker (its digest, "" if none) and the KEY=VALUE lines earlier
+        steps left in $LAB_STATE_DIR/env (LAB_NIC)."""
+        script = ('d=$1; shift; for s in "$@"; do printf "marker %s %s\n" "$s" '
+                  '"$(cat "$d/steps/$s" 2>/dev/null)"; done; '
+                  'sed "s/^/env /" "$d/env" 2>/dev/null; true')
+        out = host.run(["sh", "-c", script, "sh", self.state_dir, *[s.name for s in steps]],
+                       timeout=30, what=f"read {host.name}'s step markers").stdout
+        markers: dict[str, str] = {}
+        left: dict[str, str] = {}
+        for line in out.splitlines():
+            kind, _, rest = line.partition(" ")
+            if kind == "marker":
+                name, _, digest = rest.partition(" ")
+                markers[name] = digest.strip()
+            elif kind == "env" and "=" in rest:
+                key, value = rest.split("=", 1)
+                if key.startswith("LAB_") and key.isupper():
+                    left[key] = value
+        return markers, left
 
     def total_for(self, role: str) -> int:
         return sum(1 for s in self.steps if role in s.roles)
 
-    def _step(self, host: Host, step: Step, env: dict[str, str]) -> StepOutcome:
+    def _step(self, host: Host, step: Step, env: dict[str, str], recorded: str
+              ) -> StepOutcome:
         start = time.monotonic()
         digest = step_digest(step, env)
         marker = f"{self.state_dir}/steps/{step.name}"
-        done = host.run(["cat", marker], timeout=30, check=False)
-        if done.ok and done.stdout.strip() == digest:
+        if recorded == digest:
             self._say(f"{host.name}: {step.name} already done")
             return StepOutcome(host.name, step.name, "skipped", time.monotonic() - start, 0)
         script = LIBRARY.read_text() + "\n" + step.script.read_text()

@@ -295,13 +295,19 @@ def test_kubeadm_init_decides_by_readyz_and_starts_over_after_a_failed_init(
     """A failed init leaves admin.conf behind; the step must not take it for done."""
     env = {"LAB_ADDRESS": "192.168.56.11", "LAB_POD_SUBNET": "10.244.0.0/16",
            "LAB_NODE_NAME": "k8s", "LAB_PAUSE_IMAGE": "registry.k8s.io/pause:3.10.2",
-           "LAB_API_WAIT_S": "3"}
+           "LAB_API_WAIT_S": "3", "LAB_STATE_DIR": "/tmp/lab-test/state"}
     fakes = {"kubeadm": KUBEADM, "kubectl": KUBECTL}
     try:
         half = _step_on_node(vm_lab, "kubeadm-init.sh", env, fakes, before=(
             "rm -f /tmp/lab-test/calls /tmp/lab-test/api-up; mkdir -p /etc/kubernetes; "
-            "echo half > /etc/kubernetes/admin.conf"))
+            "echo half > /etc/kubernetes/admin.conf; mkdir -p /tmp/lab-test/state/steps; "
+            "touch /tmp/lab-test/state/steps/flannel /tmp/lab-test/state/steps/multus "
+            "/tmp/lab-test/state/steps/containerd"))
         assert half.returncode == 0, half.stdout + half.stderr
+        # The reset wiped what flannel and Multus applied: their markers went with it.
+        markers = vm_lab.lab("ssh", "k8s", "--", "ls", "/tmp/lab-test/state/steps",
+                             timeout=120).stdout.split()
+        assert markers == ["containerd"], markers
         kubeadm = [c for c in _calls(vm_lab) if c.startswith("kubeadm ")
                    and c != "kubeadm version -o short" and "images list" not in c]
         assert [c.split()[1] for c in kubeadm] == ["reset", "config", "init"], kubeadm

@@ -10,6 +10,7 @@ writes bench/out/). Figures are median (min-max) over rounds whose order alterna
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import shutil
@@ -42,6 +43,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
+    from lab import names
     from lab.backends.vagrant import libvirtnet
     from lab.backends.vagrant.inputs import vagrant_input, write_input
     from lab.model.labfile import load_lab
@@ -51,7 +53,9 @@ def main() -> int:
     data["name"] = "v" + uuid.uuid4().hex[:6]
     data["backend"] = "vagrant"
     data["vagrant"]["provider"] = "libvirt"
-    data["vagrant"]["libvirt"] = {"driver": "qemu", "direct_boot": {
+    data["vagrant"]["boxes"]["libvirt"] = {"name": "mcast-lab/debian-12-test", "version": "0"}
+    # Nothing leaves this machine: no NAT on the management network either.
+    data["vagrant"]["libvirt"] = {"driver": "qemu", "management": "isolated", "direct_boot": {
         "kernel": str(BOX / "vmlinuz"), "initrd": str(BOX / "initrd.img"),
         "cmd_line": "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet"}}
     data["hosts"] = [dict(h, memory=768, cpus=1) for h in data["hosts"]]
@@ -62,9 +66,11 @@ def main() -> int:
     shutil.copy(REPO / "Vagrantfile", work / "Vagrantfile")
     shutil.copytree(REPO / "scenarios", work / "scenarios")
     lab = [sys.executable, "-m", "lab", "-q", "-f", str(work / "lab.yaml")]
-    venv = {"LAB_VAGRANT_JSON": str(work / ".lab" / "vagrant.json"),
-            "VAGRANT_DEFAULT_PROVIDER": "libvirt"}
     model = load_lab(work / "lab.yaml")
+    venv = {"LAB_VAGRANT_JSON": str(names.vagrant_input_file(work, model.name)),
+            "VAGRANT_DOTFILE_PATH": str(names.vagrant_dotfile_dir(work, model.name)),
+            "VAGRANT_DEFAULT_PROVIDER": "libvirt"}
+    management = ipaddress.IPv4Network("192.168.121.0/24")
     got: dict[str, list[float]] = {}
 
     def note(key: str, seconds: float) -> None:
@@ -86,15 +92,15 @@ def main() -> int:
                 else:
                     # What `lab up` prepares before its `vagrant up`: the input file and
                     # the isolated networks.
-                    write_input(model, vagrant_input(model, "libvirt"))
-                    libvirtnet.ensure(model, lambda name: None)
+                    write_input(model, vagrant_input(model, "libvirt", management))
+                    libvirtnet.ensure(model, management, lambda name: None)
                     note("bare vagrant up (same Vagrantfile)", timed(
                         ["vagrant", "up", "--provider=libvirt", "--parallel",
                          "--no-provision"], work, venv))
                     timed(["vagrant", "destroy", "--force"], work, venv)
     finally:
         subprocess.run([*lab, "destroy"], cwd=work, timeout=900, capture_output=True)
-        libvirtnet.remove(list(libvirtnet.wanted_networks(model)))
+        libvirtnet.remove(libvirtnet.network_names(model))
     rows: dict[str, object] = {k: spread(v) for k, v in got.items()}
     rows["ratio lab up / bare vagrant up (medians)"] = (
         statistics.median(got["lab up (boot + SSH + provision)"])

@@ -94,7 +94,3 @@ def lab_manifests(lab: Lab, master: str, pods: list[PodSpec]) -> list[dict[str, 
 def receiver_argv(pod: dict[str, Any]) -> list[str]:
     """The receiver command a pod built by `receiver_pod` is for."""
     return shlex.split(pod["metadata"]["annotations"][RECEIVER_ANNOTATION])
-
-
-def attached(pod: dict[str, Any]) -> bool:
-    return NETWORKS_ANNOTATION in pod["metadata"].get("annotations", {})

@@ -29,7 +29,7 @@ from lab.backends.vagrant.record import VagrantRecord
 from lab.cli import main
 from lab.command import Result
 from lab.host import PodSpec, Process
-from lab.kube.manifests import NETWORKS_ANNOTATION, attached, receiver_argv
+from lab.kube.manifests import NETWORKS_ANNOTATION, receiver_argv
 from lab.model.labfile import load_lab
 from lab.model.scenario import resolve_scenarios
 from lab.run.artifacts import RunArtifacts
@@ -64,7 +64,8 @@ class KubectlOnNamespaces:
         if "apply" in argv:
             docs = list(yaml.safe_load_all(input or ""))
             self.manifests.extend(docs)
-            specs = [PodSpec(d["metadata"]["name"], attached(d), "-",
+            specs = [PodSpec(d["metadata"]["name"],
+                             NETWORKS_ANNOTATION in d["metadata"]["annotations"], "-",
                              tuple(receiver_argv(d)), d["spec"]["activeDeadlineSeconds"])
                      for d in docs]
             for pod in self.lab.create_pods(specs):

@@ -201,8 +201,10 @@ def status(c: Context, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("scenarios", nargs=-1)
+@click.option("--report", "with_report", is_flag=True,
+              help="Also write the run's report.html (plots as PNG beside it).")
 @pass_ctx
-def run(c: Context, scenarios: tuple[str, ...]) -> None:
+def run(c: Context, scenarios: tuple[str, ...], with_report: bool) -> None:
     """Run scenarios (names in scenarios/ or paths; all when none) and write results/."""
     from lab.model.scenario import resolve_scenarios
     from lab.state import argv_summary
@@ -213,11 +215,34 @@ def run(c: Context, scenarios: tuple[str, ...]) -> None:
         backend = c.backend(state)
         if backend.status().state != "up":
             raise UsageError(f"lab {c.lab.name} is not up; run `lab up` first")
-        verdict = _run_and_report(c, backend, loaded)
+        verdict = _run_and_report(c, backend, loaded, with_report)
     raise SystemExit(verdict_exit_code(verdict))
 
 
-def _run_and_report(c: Context, backend: Backend, scenarios: list[Scenario]) -> str:
+def _lab_record(c: Context, backend: Backend) -> dict[str, Any]:
+    """What a report shows of the lab a run ran on (the run's lab.json)."""
+    from lab.errors import LabError
+    from lab.kube.kubectl import dump_all
+    from lab.kube.manifests import nad_manifest
+
+    lab = c.lab
+    nics: dict[str, str] = {}
+    for h in lab.hosts:
+        try:
+            nics[h.name] = backend.lab_nic(h.name)
+        except LabError:
+            nics[h.name] = "?"
+    att = lab.attachment
+    return {"name": lab.name, "backend": backend.name, "subnet": str(lab.subnet),
+            "hosts": [{"name": h.name, "role": h.role, "address": str(h.address),
+                       "nic": nics[h.name]} for h in lab.hosts],
+            "attachment": {"name": att.name, "ifname": att.ifname, "mode": att.mode,
+                           "range": f"{att.range_start}-{att.range_end}"},
+            "nad": dump_all([nad_manifest(lab, nics[lab.node.name])])}
+
+
+def _run_and_report(c: Context, backend: Backend, scenarios: list[Scenario],
+                    with_report: bool = False) -> str:
     from lab.report.console import print_summary
     from lab.run.artifacts import RunArtifacts
     from lab.run.outcome import overall_verdict, read_summary
@@ -228,6 +253,7 @@ def _run_and_report(c: Context, backend: Backend, scenarios: list[Scenario]) -> 
     artifacts = RunArtifacts(c.lab.project_dir / "results", label,
                              {"lab": c.lab.name, "backend": backend.name,
                               "lab_file": str(c.lab.source)})
+    artifacts.write_lab(_lab_record(c, backend))
     status = "interrupted"
     try:
         for case in cases:
@@ -238,6 +264,12 @@ def _run_and_report(c: Context, backend: Backend, scenarios: list[Scenario]) -> 
         if artifacts.cases:
             print_summary(c.stdout, read_summary(folder))
         c.reporter.info(f"results: {folder}")
+    if with_report and artifacts.cases:
+        from lab.report.html import write_report
+
+        with c.reporter.step("write the report"):
+            page = write_report(folder, read_summary(folder))
+        c.reporter.info(f"report: {page}")
     return overall_verdict(artifacts.cases)
 
 
@@ -258,6 +290,31 @@ def results(c: Context, run_dir: Path | None, as_json: bool) -> None:
     else:
         print_summary(c.stdout, summary)
         c.stdout.print(f"[dim]{folder}[/dim]")
+
+
+@cli.command()
+@click.argument("runs", nargs=-1, type=click.Path(path_type=Path))
+@_pass_ctx  # reads files only: no --backend after the command
+def report(c: Context, runs: tuple[Path, ...]) -> None:
+    """Write a run's report.html (the last run by default); with two runs, A and B side
+    by side (compare-<B>/report.html in A's folder). Prints the page's path."""
+    from lab.report.html import write_comparison, write_report
+    from lab.run.artifacts import latest_run
+    from lab.run.outcome import read_summary
+
+    if len(runs) > 2:
+        raise UsageError(f"lab report takes one run, or two to compare, not {len(runs)}")
+    folders = list(runs) or [latest_run(c.lab.project_dir / "results")]
+    for folder in folders:
+        if not folder.is_dir():
+            raise UsageError(f"{folder} is not a run folder (no such directory)")
+    summaries = [read_summary(folder) for folder in folders]
+    with c.reporter.step("draw the plots and write the page"):
+        if len(folders) == 1:
+            page = write_report(folders[0], summaries[0])
+        else:
+            page = write_comparison(folders[0], summaries[0], folders[1], summaries[1])
+    c.stdout.print(str(page), markup=False, highlight=False, soft_wrap=True)
 
 
 @cli.command(name="scenarios")
@@ -290,22 +347,55 @@ def scenarios_cmd(c: Context) -> None:
 
 
 @cli.command()
+@click.option("--record", "record_dir", type=click.Path(path_type=Path), default=None,
+              help="Keep a terminal recording of the demo in DIR (demo.cast, asciicast v2) "
+              "and a picture of its final table (demo.svg).")
 @pass_ctx
-def demo(c: Context) -> None:
-    """The walkthrough in one command: up, the seed's three scenarios, verdicts, destroy."""
+def demo(c: Context, record_dir: Path | None) -> None:
+    """The walkthrough in one command: up, the seed's three scenarios, verdicts, report,
+    destroy."""
     from lab.model.scenario import resolve_scenarios
     from lab.state import argv_summary
 
     paths = [str(c.lab.project_dir / "scenarios" / f"{n}.yaml") for n in SEED_SCENARIOS]
     loaded = resolve_scenarios(paths, c.lab)
-    with c.locked(argv_summary()) as state:
-        backend = c.backend(state)
-        try:
-            backend.up()
-            verdict = _run_and_report(c, backend, loaded)
-        finally:
-            backend.destroy()
+    with contextlib.ExitStack() as stack:
+        if record_dir is not None:
+            stack.enter_context(_recording(c, record_dir))
+        with c.locked(argv_summary()) as state:
+            backend = c.backend(state)
+            try:
+                backend.up()
+                verdict = _run_and_report(c, backend, loaded, with_report=True)
+            finally:
+                backend.destroy()
     raise SystemExit(verdict_exit_code(verdict))
+
+
+@contextlib.contextmanager
+def _recording(c: Context, folder: Path) -> Iterator[None]:
+    """Record what `lab` prints (both streams) while the block runs; the cast and the SVG
+    of the final table are written also when the demo fails."""
+    from rich.console import Console
+
+    from lab.report.recording import CastRecorder
+
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--record {folder}: not a directory")
+    folder.mkdir(parents=True, exist_ok=True)
+    width = c.stdout.width if sys.stdout.isatty() else 150
+    recorder = CastRecorder(width, 50, f"lab demo ({c.lab.name})")
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = recorder.tee(sys.stdout), recorder.tee(sys.stderr)
+    # The table is printed on a console that keeps what it printed, for the SVG.
+    c._stdout = Console(highlight=False, width=width, record=True)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+        recorder.write(folder / "demo.cast")
+        (folder / "demo.svg").write_text(c._stdout.export_svg(title="lab demo"))
+        c.reporter.info(f"recording: {folder / 'demo.cast'} and {folder / 'demo.svg'}")
 
 
 @cli.command()
@@ -324,6 +414,84 @@ def logs(c: Context) -> None:
             "provisioning-logs": names.logs_dir(project, name)},
             names.lab_dir(project, name), backend.kubernetes())
     c.stdout.print(str(path), markup=False, highlight=False)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One object per interface.")
+@pass_ctx
+def igmp(c: Context, as_json: bool) -> None:
+    """The multicast groups every host and pod of the lab has joined, per interface."""
+    from lab.report.console import print_igmp
+    from lab.report.igmp import joined
+
+    backend = c.backend(c.state())
+    hosts = backend.existing_hosts()
+    if not hosts:
+        raise UsageError(f"lab {c.lab.name} is not up; run `lab up` first")
+    rows = joined(hosts, backend.pod_hosts())
+    if as_json:
+        c.stdout.print_json(json.dumps([r.as_dict() for r in rows]))
+    else:
+        print_igmp(c.stdout, c.lab.name, rows)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("point")
+@click.option("--iface", default=None, help="Interface (default: a host's lab NIC; a pod's "
+              "attachment, else eth0).")
+@click.option("--count", type=click.IntRange(1, 10_000_000), default=None,
+              help="Stop after N packets.")
+@click.option("--seconds", type=click.IntRange(1, 86_400), default=60, show_default=True,
+              help="Stop after this long at most.")
+@click.argument("filter_words", nargs=-1, type=click.UNPROCESSED)
+@pass_ctx
+def capture(c: Context, point: str, iface: str | None, count: int | None, seconds: int,
+            filter_words: tuple[str, ...]) -> None:
+    """Capture on a host or pod of the lab into .lab/<lab>/captures/ and say what IGMP
+    and multicast it saw: `lab capture k8s --count 50 -- igmp or udp`. Ctrl-C ends it."""
+    import datetime as dt
+    import time
+
+    from lab.capture import capture as tcpdump
+    from lab.capture import pcap
+    from lab.report.console import print_capture
+
+    backend = c.backend(c.state())
+    hosts, pods = backend.existing_hosts(), backend.pod_hosts()
+    if point in hosts:
+        host, nic = hosts[point], iface or backend.lab_nic(point)
+    elif point in pods:
+        host = pods[point]
+        if iface is None:
+            have = host.run(["cat", "/proc/net/dev"], timeout=15).stdout
+            wanted = c.lab.attachment.ifname
+            iface = wanted if f"{wanted}:" in have else "eth0"
+        nic = iface
+    else:
+        raise UsageError(f"no host or pod {point!r} in lab {c.lab.name} now (hosts: "
+                         f"{', '.join(hosts) or 'none: is the lab up?'}; pods: "
+                         f"{', '.join(pods) or 'none (pods exist while a run runs)'})")
+    if filter_words[:1] == ("--",):
+        filter_words = filter_words[1:]
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    local = names.captures_dir(c.lab.project_dir, c.lab.name) / f"{point}-{stamp}.pcap"
+    with c.reporter.step(f"capture on {point} {nic}"
+                         + (f" ({' '.join(filter_words)})" if filter_words else "")) as step:
+        running = tcpdump.start(c.lab.name, point, host, nic, seconds=seconds, count=count,
+                                filter_words=filter_words)
+        try:
+            c.reporter.info(f"listening on {point} {nic} for at most {seconds} s"
+                            + (f" or {count} packets" if count else "") + "; Ctrl-C ends it")
+            while running.process.running():
+                said = running.process.error_output().strip().splitlines()
+                step.progress(said[-1][:80] if said else "")
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            c.reporter.warn("stopped by Ctrl-C; keeping what was captured")
+        finally:
+            running.stop()
+            tcpdump.fetch(running, local)
+    print_capture(c.stdout, point, nic, local, pcap.read(local))
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})

@@ -100,3 +100,14 @@ def kube_run_label(lab: str, case: str) -> str:
     """The `mcast-lab/run` label of one case's receiver pods: deleted together by it.
     A label value: 63 characters at most, alphanumerics, '-', '_' and '.'."""
     return f"{lab}.{case.replace('@', '-at-')}"[:63].rstrip("-_.")
+
+
+def captures_dir(project_dir: Path, lab: str) -> Path:
+    """Where `lab capture` keeps what it captured by hand."""
+    return lab_dir(project_dir, lab) / "captures"
+
+
+def capture_tmp_file(lab: str, point: str, pid: int) -> str:
+    """Where tcpdump writes on a host while it captures (fetched, then removed). It ends in
+    .pcap: Ubuntu's AppArmor profile of tcpdump lets it write such files only."""
+    return f"/tmp/{vm_prefix(lab)}capture-{point}-{pid}.pcap"

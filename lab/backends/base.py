@@ -118,6 +118,11 @@ class Backend(ABC):
     def existing_hosts(self) -> Mapping[str, Host]:
         """The hosts that exist now, up or not (a half-made lab too): for `lab logs`."""
 
+    def pod_hosts(self) -> Mapping[str, Host]:
+        """The receiver pods that exist now (during a run), by receiver name: for `lab igmp`
+        and `lab capture`. A backend with no pods has none."""
+        return {}
+
     @abstractmethod
     def lab_nic(self, host: str) -> str:
         """The name of `host`'s NIC on the lab network."""

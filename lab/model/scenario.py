@@ -69,6 +69,9 @@ class Scenario:
     sender_bind: ipaddress.IPv4Address
     receivers: tuple[ReceiverSpec, ...]
     source: Path
+    # Where tcpdump runs during each case: hosts of the lab (on their lab NIC) and receivers
+    # of this scenario (on the interface they receive on).
+    capture: tuple[str, ...] = ()
 
     def cases(self) -> list[Case]:
         return [Case(self, r, f"{self.name}@{format_rate(r)}" if len(self.rates) > 1
@@ -90,7 +93,8 @@ class Case:
                 "rate_bps": self.rate, "duration_s": s.duration, "ttl": s.ttl,
                 "receive_buffer": s.receive_buffer,
                 "sender": {"host": s.sender_host, "bind": str(s.sender_bind)},
-                "receivers": [r.as_dict() for r in s.receivers]}
+                "receivers": [r.as_dict() for r in s.receivers],
+                "capture": list(s.capture)}
 
 
 def format_rate(bps: int) -> str:
@@ -156,12 +160,36 @@ def load_scenario(path: Path, lab: Lab) -> Scenario:
     default_expect = _expectation(top.section("expect", required=False), problems, None)
     receivers = _receivers(top, problems, lab, default_expect, sender_host,
                            top.has("expect"))
+    capture = _capture_points(top, problems, lab, receivers)
     top.done()
     problems.raise_if_any()
     assert name is not None and group is not None and port and duration and ttl
     assert sender_host is not None and bind is not None
     return Scenario(name, description or "", group, port, tuple(rates), duration, ttl, buffer,
-                    sender_host, bind, tuple(receivers), path)
+                    sender_host, bind, tuple(receivers), path, tuple(capture))
+
+
+def _capture_points(top: Section, problems: Problems, lab: Lab,
+                    receivers: list[ReceiverSpec]) -> list[str]:
+    """`capture: [HOST or RECEIVER, ...]`: each a host of the lab or a receiver (a member
+    name, such as fanout-3) of this scenario, each once."""
+    hosts = [h.name for h in lab.hosts]
+    members = [m for r in receivers for m in r.members()]
+    points: list[str] = []
+    for key, item in top.items("capture", required=False):
+        try:
+            point = f.name(item)
+        except ValueError as exc:
+            problems.add(key, str(exc))
+            continue
+        if point in points:
+            problems.add(key, f"{point!r} is listed twice")
+        elif point not in hosts and point not in members:
+            problems.add(key, f"no host or receiver {point!r} (hosts: {', '.join(hosts)}; "
+                         f"receivers: {', '.join(members) or 'none'})")
+        else:
+            points.append(point)
+    return points
 
 
 def _expectation(s: Section, problems: Problems, fallback: Expectation | None

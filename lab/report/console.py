@@ -233,3 +233,30 @@ def print_scenarios(console: Console, folder: str, rows: list[tuple[str, str, st
         table.add_row(name, "[red]invalid[/red]" if sends == "invalid" else sends,
                       text, )
     console.print(table)
+
+
+def print_igmp(console: Console, lab: str, rows: list[Any]) -> None:
+    """`lab igmp`: one row per interface of each host and pod (`lab.report.igmp.Joined`)."""
+    table = Table(title=f"IGMP memberships of lab {lab}", title_justify="left")
+    for column in ("host or pod", "kind", "interface", "IGMP", "groups joined"):
+        table.add_column(column)
+    for r in rows:
+        groups = ", ".join(g for g in r.groups) or "-"
+        table.add_row(Text(r.where), r.kind, Text(r.iface), r.version,
+                      Text(r.error, style="red") if r.error else groups)
+    console.print(table)
+
+
+def print_capture(console: Console, point: str, iface: str, path: Any, seen: Any) -> None:
+    """What `lab capture` saw (`lab.capture.pcap.CaptureSummary`)."""
+    console.print(Text(f"{path}: {seen.packets} packets on {point} {iface}"))
+    table = Table(title="IGMP membership reports", title_justify="left")
+    for column in ("time s", "from", "group", "IGMP", "kind"):
+        table.add_column(column)
+    for m in seen.memberships:
+        table.add_row(f"{m.time_s:.3f}", m.source, m.group, f"v{m.version}", m.kind)
+    console.print(table if seen.memberships else Text("no IGMP membership reports"))
+    for group, count in sorted(seen.multicast.items()):
+        console.print(Text(f"multicast datagrams to {group}: {count}"))
+    if not seen.multicast:
+        console.print(Text("no multicast datagrams"))

@@ -7,12 +7,15 @@ Every path inside a run folder is made here:
   resolved/<case>.yaml    the case as it ran (defaults filled in)
   raw/<case>/sender.txt   the sender's command, exit status and output
   raw/<case>/<member>.csv a receiver's iperf CSV (and .stderr when it said anything)
+  raw/<case>/capture-<point>.pcap  what tcpdump saw at a capture point of the case
+  lab.json                the lab the run ran on (hosts, addresses, the NAD), for reports
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 import shutil
 from collections.abc import Mapping
@@ -33,6 +36,7 @@ from lab.run.outcome import (
 )
 
 TMP_PREFIX = ".tmp-"
+LAB_FILE = "lab.json"
 UNREADABLE = "summary-unreadable.json"
 
 
@@ -88,6 +92,14 @@ class RunArtifacts:
         self.write(f"raw/{case_name}/{member}.csv", result.stdout)
         if result.stderr.strip():
             self.write(f"raw/{case_name}/{member}.stderr", result.stderr)
+
+    def capture_file(self, case_name: str, point: str) -> tuple[Path, str]:
+        """Where a capture of the case is kept: the path now, and the path in the run folder."""
+        relative = f"raw/{case_name}/capture-{point}.pcap"
+        return self.tmp / relative, relative
+
+    def write_lab(self, lab: Mapping[str, Any]) -> None:
+        self.write(LAB_FILE, json.dumps(lab, indent=2) + "\n")
 
     def add_case(self, case: CaseOutcome) -> None:
         self.cases.append(case)

@@ -57,6 +57,32 @@ class ReceiverOutcome:
 
 
 @dataclass(frozen=True)
+class IgmpSeen:
+    """An IGMP membership message a capture saw (one per group record)."""
+
+    time_s: float  # since the capture's first packet
+    source: str
+    group: str
+    version: int
+    kind: str  # join, leave, member, include, allow, block
+
+
+@dataclass(frozen=True)
+class CaptureOutcome:
+    """What tcpdump saw at one capture point of a case (`capture:` in the scenario)."""
+
+    point: str  # a host of the lab or a receiver of the case
+    host: str  # where tcpdump ran
+    iface: str
+    file: str  # the pcap, relative to the run folder ("" when none was kept)
+    packets: int
+    igmp: tuple[IgmpSeen, ...]  # every group's membership messages
+    datagrams: int  # the case's group and port: iperf data datagrams
+    end_datagrams: int  # and iperf's end-of-stream datagrams
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class CaseOutcome:
     name: str
     scenario: str
@@ -69,6 +95,7 @@ class CaseOutcome:
     sent: int | None  # data datagrams the sender reported; None when it reported nothing
     elapsed_s: float
     receivers: tuple[ReceiverOutcome, ...]
+    captures: tuple[CaptureOutcome, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,6 +136,9 @@ def to_json(summary: RunSummary) -> dict[str, Any]:
     for key in ("recovered", "note"):
         if data[key] is None:
             del data[key]
+    for case in data["scenarios"]:
+        if not case["captures"]:
+            del case["captures"]  # only cases that asked for a capture carry the key
     return {"schema": data.pop("schema"), **data}
 
 
@@ -117,9 +147,15 @@ def _receiver(d: dict[str, Any]) -> ReceiverOutcome:
         Interval(**i) for i in d.get("intervals") or ())})
 
 
+def _capture(d: dict[str, Any]) -> CaptureOutcome:
+    return CaptureOutcome(**{**_known(CaptureOutcome, d), "igmp": tuple(
+        IgmpSeen(**i) for i in d.get("igmp") or ())})
+
+
 def _case(d: dict[str, Any]) -> CaseOutcome:
     return CaseOutcome(**{**_known(CaseOutcome, d), "receivers": tuple(
-        _receiver(r) for r in d.get("receivers") or ())})
+        _receiver(r) for r in d.get("receivers") or ()), "captures": tuple(
+        _capture(c) for c in d.get("captures") or ())})
 
 
 def _known(cls: type, d: dict[str, Any]) -> dict[str, Any]:

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 
 from lab import checkpoint
 from lab.backends.base import Backend, Pod
+from lab.capture import capture as tcpdump
+from lab.capture import pcap
 from lab.errors import BackendError, Interrupted, LabError
 from lab.host import Host, PodSpec, Process
 from lab.model.scenario import Case, Expectation, ReceiverSpec, Scenario, format_rate
 from lab.run import iperf
 from lab.run.artifacts import RunArtifacts
-from lab.run.outcome import CaseOutcome, ReceiverOutcome
+from lab.run.outcome import CaptureOutcome, CaseOutcome, IgmpSeen, ReceiverOutcome
 from lab.ui import Reporter, Step
 
 JOIN_TIMEOUT_S = 15.0
@@ -77,6 +79,8 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
     started = time.time()
     endpoints: list[Endpoint] = []
     pods: list[Pod] = []
+    captures: list[tcpdump.Capture] = []
+    captured: list[CaptureOutcome] = []
     sent: int | None = None
     error: str | None = None
     interrupted: BaseException | None = None
@@ -93,6 +97,9 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
                 endpoints.append(Endpoint(member, r, host, iface))
         sender = backend.host(s.sender_host)
         _same_iperf(sender, endpoints)
+        if s.capture:
+            with reporter.step(f"{case.name}: capture on {', '.join(s.capture)}"):
+                _start_captures(s, backend, endpoints, captures)
         with reporter.step(f"{case.name}: {len(endpoints)} receiver(s) join {s.group}"):
             for ep in endpoints:
                 ep.process = ep.host.start(receiver_argv(s, ep.iface),
@@ -120,16 +127,66 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
         error = str(exc)
     finally:
         _collect(endpoints, artifacts, case.name, None)  # what a failure left running
+        # Before the pods go: a pod's capture file is fetched through the pod.
+        captured, capture_error = _finish_captures(captures, artifacts, case)
+        if capture_error:
+            error = (error + "\n" if error else "") + capture_error
         if pods:
             try:
                 backend.delete_pods(pods)
             except BackendError as exc:
                 error = (error + "\n" if error else "") + str(exc)
-    outcome = _outcome(case, endpoints, sent, error, started)
+    outcome = _outcome(case, endpoints, sent, error, started, tuple(captured))
     artifacts.add_case(outcome)
     if interrupted is not None:
         raise interrupted
     return outcome
+
+
+def _start_captures(s: Scenario, backend: Backend, endpoints: list[Endpoint],
+                    captures: list[tcpdump.Capture]) -> None:
+    """tcpdump at each capture point, listening before any receiver joins: a receiver on
+    the interface it receives on, a host on its lab NIC. Started ones are added to
+    `captures` as they start, so a failure leaves nothing unowned."""
+    by_member = {ep.name: ep for ep in endpoints}
+    seconds = listen_seconds(s) + SENDER_SLACK_S
+    for point in s.capture:
+        ep = by_member.get(point)
+        host, iface = (ep.host, ep.iface) if ep else (backend.host(point),
+                                                      backend.lab_nic(point))
+        captures.append(tcpdump.start(backend.lab.name, point, host, iface, seconds=seconds))
+
+
+def _finish_captures(captures: list[tcpdump.Capture], artifacts: RunArtifacts, case: Case
+                     ) -> tuple[list[CaptureOutcome], str | None]:
+    """Stop every capture, keep its file in raw/<case>/ and read it. Every capture is
+    stopped and fetched even when one of them fails."""
+    outcomes: list[CaptureOutcome] = []
+    errors: list[str] = []
+    for c in captures:
+        c.process.terminate()
+    for c in captures:
+        local, relative = artifacts.capture_file(case.name, c.point)
+        status, said = c.stop()
+        problem: str | None = None
+        summary = pcap.CaptureSummary()
+        try:
+            tcpdump.fetch(c, local)
+            summary = pcap.read(local, str(case.scenario.group), case.scenario.port)
+        except (BackendError, pcap.PcapError) as exc:
+            problem = f"capture on {c.point}: {exc}"
+            relative = relative if local.exists() else ""
+        if problem is None and status not in (0, 124, -15, 143):
+            problem = f"capture on {c.point}: tcpdump exit status {status}: {said[-300:]}"
+        if problem:
+            errors.append(problem)
+        outcomes.append(CaptureOutcome(
+            point=c.point, host=c.host.name, iface=c.iface, file=relative,
+            packets=summary.packets,
+            igmp=tuple(IgmpSeen(m.time_s, m.source, m.group, m.version, m.kind)
+                       for m in summary.memberships),
+            datagrams=summary.datagrams, end_datagrams=summary.end_datagrams, error=problem))
+    return outcomes, "\n".join(errors) or None
 
 
 def _same_iperf(sender: Host, endpoints: list[Endpoint]) -> None:
@@ -225,7 +282,7 @@ def _collect(endpoints: list[Endpoint], artifacts: RunArtifacts, case_name: str,
 
 
 def _outcome(case: Case, endpoints: list[Endpoint], sent: int | None, error: str | None,
-             started: float) -> CaseOutcome:
+             started: float, captured: tuple[CaptureOutcome, ...] = ()) -> CaseOutcome:
     receivers = [_receiver_outcome(ep, sent) for ep in endpoints]
     if error is None:
         doubtful = [f"{ep.name}: {why}" for ep in endpoints
@@ -243,7 +300,8 @@ def _outcome(case: Case, endpoints: list[Endpoint], sent: int | None, error: str
     return CaseOutcome(name=case.name, scenario=s.name, file=str(s.source), verdict=verdict,
                        error=error, group=str(s.group), rate_bps=case.rate,
                        duration_s=s.duration, sent=sent,
-                       elapsed_s=round(time.time() - started, 3), receivers=tuple(receivers))
+                       elapsed_s=round(time.time() - started, 3), receivers=tuple(receivers),
+                       captures=captured)
 
 
 def _receiver_outcome(ep: Endpoint, sent: int | None) -> ReceiverOutcome:

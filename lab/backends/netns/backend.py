@@ -199,6 +199,10 @@ class NetnsBackend(Backend):
         return {h.name: NamespaceHost(h.name, self.host_netns(h.name)) for h in self.lab.hosts
                 if netns_exists(self.host_netns(h.name))}
 
+    def pod_hosts(self) -> Mapping[str, Host]:
+        return {name: NamespaceHost(name, pod.netns) for name, pod in self.record.pods.items()
+                if netns_exists(pod.netns)}
+
     def lab_nic(self, host: str) -> str:
         return self.lab.nic
 

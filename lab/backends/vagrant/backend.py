@@ -268,6 +268,13 @@ class VagrantBackend(Backend):
         return {name: self._hosts.get(name) or SshHost(name, target)
                 for name, target in self.record.ssh.items()}
 
+    def pod_hosts(self) -> Mapping[str, Host]:
+        if not self.record.pod_runs:
+            return {}
+        kubectl = self._kubectl()
+        return {m: kubepods.PodHost(m, names.kube_pod(self.lab.name, m), kubectl)
+                for members in self.record.pod_runs.values() for m in members}
+
     def lab_nic(self, host: str) -> str:
         """Found by address during provisioning (step lab-nic) and recorded on the host."""
         return self._lab_nic_of(self.host(host))

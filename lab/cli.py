@@ -314,7 +314,7 @@ def report(c: Context, runs: tuple[Path, ...]) -> None:
             page = write_report(folders[0], summaries[0])
         else:
             page = write_comparison(folders[0], summaries[0], folders[1], summaries[1])
-    c.stdout.print(str(page), markup=False, highlight=False, soft_wrap=True)
+    c.stdout.print(str(page.resolve()), markup=False, highlight=False, soft_wrap=True)
 
 
 @cli.command(name="scenarios")

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# iperf2 (iperf3 cannot do multicast). Installed from the distribution when missing.
+# iperf2 (iperf3 cannot do multicast), and tcpdump for scenarios' `capture:` and `lab
+# capture`. Installed from the distribution when missing.
 set -euo pipefail
+missing=()
 # iperf2 up to 2.1.8 prints its version on stderr and exits 1: judge by the text.
 version=$(iperf --version 2>&1 || true)
-if [[ "$version" == "iperf version 2"* ]]; then
-    echo "present: $version"
+[[ "$version" == "iperf version 2"* ]] || missing+=(iperf)
+command -v tcpdump >/dev/null || missing+=(tcpdump)
+if ((${#missing[@]} == 0)); then
+    echo "present: $version; $(tcpdump --version 2>&1 | head -n 1)"
     exit 0
 fi
 lab_apt_update
-lab_apt_install iperf
+lab_apt_install "${missing[@]}"
 iperf --version 2>&1 | head -n 1
+tcpdump --version 2>&1 | head -n 1

@@ -124,6 +124,9 @@ SCENARIO_CASES: dict[str, Mutation | str] = {
     "scn-receiver-name-newline": _set("receivers.0.name", "pod\n"),
     "scn-receiver-iface-newline": _set("receivers.0.iface", "eth1\n"),
     "scn-list-as-key": "group: 224.0.67.67\n? [port, rate]\n: 1\n",
+    "scn-capture-unknown-point": _set("capture", ["k8s", "nosuchpod"]),
+    "scn-capture-twice": _set("capture", ["k8s", "k8s"]),
+    "scn-capture-not-a-list": _set("capture", "k8s"),
 }
 
 

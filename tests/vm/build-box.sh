@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the small libvirt test box used by the real-VM tests, from Debian packages only:
-# debootstrap (openssh-server, sudo, iperf, iproute2, ifupdown, a DHCP client, a kernel),
+# debootstrap (openssh-server, sudo, iperf, tcpdump, iproute2, ifupdown, a DHCP client, a kernel),
 # a raw ext4 disk made with `mkfs.ext4 -d`, converted to qcow2, booted by direct kernel
 # boot (so no boot loader). Cached in OUT: rebuilt only when this script changes.
 #   tests/vm/build-box.sh OUT_DIR
@@ -19,7 +19,7 @@ trap 'umount -R "$work/rootfs/proc" 2>/dev/null || true; rm -rf "$work"' EXIT
 rootfs="$work/rootfs"
 
 debootstrap --variant=minbase \
-    --include=systemd-sysv,udev,openssh-server,sudo,iperf,iproute2,ifupdown,isc-dhcp-client,linux-image-cloud-amd64,procps,kmod,ca-certificates \
+    --include=systemd-sysv,udev,openssh-server,sudo,iperf,tcpdump,iproute2,ifupdown,isc-dhcp-client,linux-image-cloud-amd64,procps,kmod,ca-certificates \
     bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 || {
     tail -20 "$work/debootstrap.log" >&2; exit 1; }
 

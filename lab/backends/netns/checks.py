@@ -25,6 +25,11 @@ def checks(lab: Lab | None = None, options: Mapping[str, str] | None = None) -> 
         found.append(Check(tool, path is not None,
                            f"{tool} at {path}" if path else f"{tool} is not installed.",
                            f"apt-get install {package}"))
+    tcpdump = shutil.which("tcpdump")
+    found.append(Check("tcpdump", tcpdump is not None,
+                       f"tcpdump at {tcpdump}" if tcpdump else
+                       "tcpdump is not installed: scenarios' capture: and `lab capture` need it.",
+                       "apt-get install tcpdump", blocking=False))
     if shutil.which("iperf"):
         # iperf2 prints its version on stderr and exits 1 (DESIGN.md section 5).
         out = command.run(["iperf", "--version"], timeout=10, check=False)

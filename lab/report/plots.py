@@ -78,8 +78,9 @@ def _bars(pairs: Sequence[tuple[CaseOutcome, ReceiverOutcome]], values: Sequence
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     seen = {kind(r) for _, r in pairs}
+    # Beside the axes, never over a bar or the line of what was sent.
     ax.legend(handles=[Patch(color=c, label=k) for k, c in KIND_COLOURS.items() if k in seen],
-              fontsize=8, loc="best")
+              fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 

@@ -193,6 +193,40 @@ def test_a_second_lab_up_skips_every_step(vm_lab: Project) -> None:
     assert " done (" not in again.stderr  # nothing ran again
 
 
+def test_a_capture_on_the_vms_sees_the_join_and_every_datagram(vm_lab: Project) -> None:
+    """tcpdump on both VMs (over SSH, through sudo) during host-baseline: the node's IGMP
+    join and every datagram on its lab NIC, every datagram leaving the source's."""
+    project = vm_lab
+    scenario = project.dir / "scenarios" / "host-baseline-capture.yaml"
+    scenario.write_text((project.dir / "scenarios" / "host-baseline.yaml").read_text()
+                        .replace("name: host-baseline", "name: host-baseline-capture")
+                        + "capture: [k8s, mcastsrc]\n")
+    before = set((project.dir / "results").glob("[0-9]*"))
+    run = project.lab("run", "--report", "host-baseline-capture", timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    (folder,) = set((project.dir / "results").glob("[0-9]*")) - before
+    (case,) = json.loads((folder / "summary.json").read_text())["scenarios"]
+    (receiver,) = case["receivers"]
+    at = {c["point"]: c for c in case["captures"]}
+    assert (at["k8s"]["iface"], at["mcastsrc"]["iface"]) == ("eth1", "eth1")
+    joins = [m for m in at["k8s"]["igmp"] if m["group"] == "224.0.67.67" and m["kind"] == "join"]
+    assert joins and joins[0]["source"] == "192.168.56.11", at["k8s"]
+    assert at["k8s"]["datagrams"] == receiver["received"] == case["sent"]
+    assert at["mcastsrc"]["datagrams"] == case["sent"]
+    for c in at.values():
+        assert c["error"] is None and (folder / c["file"]).stat().st_size > 0
+    assert (folder / "report.html").is_file()
+    lab_json = json.loads((folder / "lab.json").read_text())
+    assert {h["name"]: h["nic"] for h in lab_json["hosts"]} == {"mcastsrc": "eth1",
+                                                                 "k8s": "eth1"}
+    # Nothing left behind on the VMs, and `lab igmp` reads both over SSH.
+    left = project.lab("ssh", "k8s", "--", "sh", "-c", "ls /tmp/*capture* 2>/dev/null | wc -l",
+                       timeout=120)
+    assert left.stdout.strip() == "0", left.stdout + left.stderr
+    igmp = json.loads(project.lab("igmp", "--json", check_codes=(0,)).stdout)
+    assert {(r["name"], r["iface"]) for r in igmp} >= {("k8s", "eth1"), ("mcastsrc", "eth1")}
+
+
 def test_two_labs_side_by_side_and_destroying_one_leaves_the_other(box: Path,
                                                                     vm_lab: Project) -> None:
     first = vm_lab

@@ -44,6 +44,8 @@ def test_the_contracts_hold() -> None:
     ("backends/vagrant/cli.py", "from lab.backends.vagrant.backend import VagrantBackend",
      "no import cycles"),
     ("names.py", "from lab.cli import main", "only the CLI"),
+    ("capture/capture.py", "from lab.backends.netns.host import NamespaceHost",
+     "capture runs tcpdump through the Host interface"),
 ])
 def test_a_violation_breaks_its_contract(tmp_path: Path, module: str, violation: str,
                                          contract: str) -> None:

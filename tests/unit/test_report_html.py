@@ -137,6 +137,12 @@ def test_bad_input_exits_2_naming_what_is_wrong(tmp_path: Path) -> None:
         proc = _lab(tmp_path, *args)
         assert proc.returncode == 2 and said in proc.stderr, (args, proc.stderr)
         assert "Traceback" not in proc.stderr and proc.stdout == ""
+    # Hosts and pods of a lab that is not up: named, nothing started.
+    for args, said in ((("capture", "nosuch"), "no host or pod 'nosuch' in lab mcast now "
+                        "(hosts: none: is the lab up?"),
+                       (("igmp",), "lab mcast is not up; run `lab up` first")):
+        proc = _lab(tmp_path, *args)
+        assert proc.returncode == 2 and said in proc.stderr, (args, proc.stderr)
     # Without a run there is nothing to report.
     empty = tmp_path / "empty"
     empty.mkdir()

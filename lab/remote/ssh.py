@@ -104,8 +104,13 @@ class SshHost:
                                   "in_stream": False}
         try:
             res = self.conn.run(cmd, **kwargs)
-            result = Result(tuple(argv), res.exited, res.stdout, res.stderr,
-                            time.monotonic() - start, timeout, where=self.name)
+            elapsed = time.monotonic() - start
+            # invoke's timer can end the command and still return instead of raising
+            # CommandTimedOut (a race in its runner): no exit status (-1) after the whole
+            # allowed time is a timeout all the same.
+            result = Result(tuple(argv), res.exited, res.stdout, res.stderr, elapsed, timeout,
+                            timed_out=res.exited == -1 and elapsed >= timeout,
+                            where=self.name)
         except CommandTimedOut as exc:
             result = Result(tuple(argv), -1, exc.result.stdout, exc.result.stderr,
                             time.monotonic() - start, timeout, timed_out=True, where=self.name)

@@ -43,7 +43,8 @@ def test_a_case_describes_itself_whole(lab: Lab) -> None:
         "receive_buffer": None, "sender": {"host": "mcastsrc", "bind": "192.168.56.12"},
         "receivers": [{"name": "pod-attached", "placement": "pod", "host": "k8s",
                        "iface": "eth1", "count": 1, "attachment": True,
-                       "expect": {"receive": True, "min_received_pct": 100.0}}]}
+                       "expect": {"receive": True, "min_received_pct": 100.0}}],
+        "capture": []}
 
 
 def test_a_host_receiver_describes_itself(lab: Lab) -> None:

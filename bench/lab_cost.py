@@ -67,16 +67,33 @@ def main() -> int:
     rows.append({"what": "lab up+destroy vs raw ip (s; runs interleaved)",
                  "lab": spread(lab_t), "raw": spread(raw_t),
                  "ratio": statistics.median(lab_t) / statistics.median(raw_t)})
+    # The topology work alone: the backend's up() and destroy() in this process (no
+    # Python start-up, no lab file read), against the same raw `ip` sequence, interleaved.
+    sys.path.insert(0, str(REPO))
+    from lab.backends.netns.backend import NetnsBackend
+    from lab.model.labfile import load_lab
+    from lab.state import State
+    from lab.ui import Reporter
+
+    model = load_lab(work / "lab.yaml")
+    inproc_t, raw2_t = [], []
+    for _ in range(args.repeat):
+        state = State(work / ".lab" / name / "state.json")
+        backend = NetnsBackend(model, state, Reporter(quiet=True))
+        t0 = time.perf_counter()
+        backend.up()
+        backend.destroy()
+        inproc_t.append(time.perf_counter() - t0)
+        p = "r" + uuid.uuid4().hex[:6]
+        raw2_t.append(timed(["bash", "-c", RAW.format(p=p) + RAW_DOWN.format(p=p)]))
+    rows.append({"what": "netns topology up+destroy in process vs raw ip (s; interleaved)",
+                 "lab": spread(inproc_t), "raw": spread(raw2_t),
+                 "ratio": statistics.median(inproc_t) / statistics.median(raw2_t)})
     # Pod cost, in-process so the numbers are the backend's own, not Python start-up.
     # Each size runs --repeat times, sizes interleaved (1, 16, 64, 1, 16, 64, ...). The time
     # spent saving the state file (rewritten after every record, so it grows with the
     # number of pods) is measured apart, so "netns + CNI" is not charged with it.
-    sys.path.insert(0, str(REPO))
-    from lab.backends.netns.backend import NetnsBackend
     from lab.host import PodSpec
-    from lab.model.labfile import load_lab
-    from lab.state import State
-    from lab.ui import Reporter
 
     state_time = [0.0]
     original_save = State.save

@@ -33,6 +33,11 @@ class Attachment:
     # Length of the macvlan port's broadcast/multicast queue. The kernel default (1000)
     # overflows at 100 Mbit/s fanned out to 16 pods (DESIGN.md section 5); None keeps it.
     bcqueuelen: int | None
+    # The macvlan port's broadcast cutoff (`ip link ... bclim`, IFLA_MACVLAN_BC_CUTOFF,
+    # kernel 6.4+): a group joined by more macvlans than this goes through the queue above,
+    # handled by one kernel worker; up to it, each datagram is copied to its members at
+    # once. -1: never queued. None: the kernel's (1). Applied by the netns backend.
+    bclim: int | None = None
 
     def cni_config(self, *, master: str, subnet: Net4) -> dict[str, Any]:
         """The NAD's `spec.config`, as Multus receives it (no "name": Multus adds it)."""

@@ -116,6 +116,7 @@ def _attachment(s: Section, subnet: f.ipaddress.IPv4Network | None,
     mode = s.get("mode", f.choice(*MACVLAN_MODES), "bridge")
     cni_version = s.get("cni_version", f.choice("0.3.0", "0.3.1", "0.4.0", "1.0.0"), "0.3.1")
     bcqueuelen = s.get("bcqueuelen", f.integer(1, 1_000_000), None)
+    bclim = s.get("bclim", f.integer(-1, 1_000_000), None)
     rng = s.section("range")
     start = rng.get("start", f.ipv4)
     end = rng.get("end", f.ipv4)
@@ -134,7 +135,7 @@ def _attachment(s: Section, subnet: f.ipaddress.IPv4Network | None,
                 s.problems.add(rng.key("start"), f"range {start}-{end} contains host "
                                f"{host.name}'s address {host.address}")
     if name and ifname and mode and cni_version and start and end:
-        return Attachment(name, ifname, mode, start, end, cni_version, bcqueuelen)
+        return Attachment(name, ifname, mode, start, end, cni_version, bcqueuelen, bclim)
     return None
 
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from lab.backends.base import LabStatus
-from lab.check import Check
-from lab.run.outcome import CaseOutcome, ReceiverOutcome, RunSummary
+# Types only: `lab status` must not pay for importing outcomes and backends it never reads.
+if TYPE_CHECKING:
+    from lab.backends.base import LabStatus
+    from lab.check import Check
+    from lab.run.outcome import CaseOutcome, ReceiverOutcome, RunSummary
 
 _VERDICT = {"pass": "[green]PASS[/green]", "fail": "[red]FAIL[/red]",
             "error": "[red]ERROR[/red]", "none": "-"}

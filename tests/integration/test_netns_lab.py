@@ -190,10 +190,14 @@ def test_lab_ssh_runs_a_command_on_a_host(project):
     assert project.lab("ssh", "nohost", "--", "true").returncode == 2
 
 
-@pytest.mark.parametrize("queue", [None, 5000])
-def test_attached_pod_gets_the_macvlan_queue_length_from_lab_yaml(tmp_path, queue):
-    """`attachment.bcqueuelen` reaches the pod's macvlan; unset, the kernel's 1000 stays."""
+@pytest.mark.parametrize(("queue", "bclim"), [(None, None), (5000, None), (None, -1),
+                                             (2000, 64)])
+def test_attached_pod_gets_the_macvlan_port_settings_from_lab_yaml(tmp_path, queue, bclim):
+    """`attachment.bcqueuelen` and `attachment.bclim` reach the node's macvlan port
+    through the pod's macvlan, as the kernel reports them back (it ignores a setting it
+    does not know rather than refuse it); unset, the kernel's 1000 and 1 stay."""
     from lab.backends.netns.backend import NetnsBackend
+    from lab.backends.netns.netlink import Netlink
     from lab.host import PodSpec
     from lab.model.labfile import load_lab
     from lab.state import State
@@ -202,11 +206,13 @@ def test_attached_pod_gets_the_macvlan_queue_length_from_lab_yaml(tmp_path, queu
     attachment = dict(base_lab()["attachment"])
     if queue is not None:
         attachment["bcqueuelen"] = queue
+    if bclim is not None:
+        attachment["bclim"] = bclim
     project = make_project(tmp_path / "proj", attachment=attachment)
     try:
         project.lab("up", check_codes=(0,))
         lab = load_lab(project.lab_file)
-        assert lab.attachment.bcqueuelen == queue
+        assert (lab.attachment.bcqueuelen, lab.attachment.bclim) == (queue, bclim)
         backend = NetnsBackend(lab, State(project.dir / ".lab" / lab.name / "state.json"),
                                Reporter(quiet=True))
         (pod,) = backend.create_pods([PodSpec("q", True, "t", ("iperf", "-s"), 60)])
@@ -214,6 +220,10 @@ def test_attached_pod_gets_the_macvlan_queue_length_from_lab_yaml(tmp_path, queu
             details = pod.host.run(["ip", "-d", "link", "show", "eth1"], timeout=10).stdout
             assert "macvlan mode bridge" in details, details
             assert f"bcqueuelen {queue or 1000}" in details, details
+            with Netlink(backend.pod_netns("q")) as link:
+                port = link.macvlan("eth1")
+            assert port["usedbcqueuelen"] == (queue or 1000), port
+            assert port.get("bclim", 1) == (1 if bclim is None else bclim), port
         finally:
             backend.delete_pods([pod])
     finally:

@@ -9,6 +9,7 @@ machine's own namespace, so no interface of the machine is ever touched.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import signal
@@ -17,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lab import checkpoint, command, names
+from lab import checkpoint, names
 from lab.backends.base import (
     Backend,
     HostState,
@@ -27,6 +28,7 @@ from lab.backends.base import (
     overall_state,
 )
 from lab.backends.netns import cni
+from lab.backends.netns import netlink as nl
 from lab.backends.netns.checks import problems
 from lab.backends.netns.host import NamespaceHost
 from lab.backends.netns.record import NetnsRecord, PodNetwork, PodRecord
@@ -34,14 +36,9 @@ from lab.errors import BackendError
 from lab.host import Host, PodSpec
 
 NETNS_DIR = Path("/var/run/netns")
-IP_TIMEOUT_S = 15.0
 POD_NETWORK_NAME = "pod-network"
 POD_BRIDGE = "cni0"
 SWITCH_BRIDGE = "br0"
-
-
-def _ip(*args: str, what: str = "") -> None:
-    command.run(["ip", *args], timeout=IP_TIMEOUT_S, what=what)
 
 
 def netns_exists(name: str) -> bool:
@@ -121,33 +118,34 @@ class NetnsBackend(Backend):
     def _add_netns(self, netns: str, role: str) -> None:
         self.record.namespaces[netns] = role
         self.state.save()  # recorded before it exists: destroy finds it after any crash
-        _ip("netns", "add", netns, what=f"create namespace {netns}")
-        _ip("-n", netns, "link", "set", "lo", "up")
+        _make_netns(netns)
 
     def _wire_lab_network(self) -> None:
+        # Every change in process over netlink (lab/backends/netns/netlink.py), each link
+        # made directly inside its namespaces: never an interface in the machine's own.
         nic = self.lab.nic
         hosts = self.lab.hosts
         if len(hosts) == 2:
             a, b = (self.host_netns(h.name) for h in hosts)
-            # Created directly inside the namespaces: never an interface in the root one.
-            _ip("-n", a, "link", "add", nic, "type", "veth", "peer", "name", nic, "netns", b,
-                what="create the lab network's veth pair")
+            with nl.Netlink(a) as link:
+                link.add_veth(nic, nic, b)
         else:
             lan = self.switch_netns
             self._add_netns(lan, "switch")
-            # No IGMP snooping: with no querier a snooping bridge floods anyway (DESIGN.md).
-            _ip("-n", lan, "link", "add", SWITCH_BRIDGE, "type", "bridge", "mcast_snooping", "0")
-            _ip("-n", lan, "link", "set", SWITCH_BRIDGE, "up")
-            for i, host in enumerate(hosts):
-                port = f"p{i}"
-                _ip("-n", lan, "link", "add", port, "type", "veth", "peer", "name", nic,
-                    "netns", self.host_netns(host.name))
-                _ip("-n", lan, "link", "set", port, "master", SWITCH_BRIDGE, "up")
+            with nl.Netlink(lan) as link:
+                # No IGMP snooping: with no querier a snooping bridge floods anyway
+                # (DESIGN.md).
+                link.add_bridge(SWITCH_BRIDGE, mcast_snooping=False)
+                link.set_up(SWITCH_BRIDGE)
+                for i, host in enumerate(hosts):
+                    port = f"p{i}"
+                    link.add_veth(port, nic, self.host_netns(host.name))
+                    link.set_up(port, master=SWITCH_BRIDGE)
         for host in hosts:
-            ns = self.host_netns(host.name)
-            _ip("-n", ns, "addr", "add", f"{host.address}/{self.lab.subnet.prefixlen}",
-                "dev", nic)
-            _ip("-n", ns, "link", "set", nic, "up")
+            with nl.Netlink(self.host_netns(host.name)) as link:
+                link.add_address(nic, ipaddress.IPv4Interface(
+                    f"{host.address}/{self.lab.subnet.prefixlen}"))
+                link.set_up(nic)
 
     def destroy(self) -> None:
         pods = dict(self.record.pods)
@@ -166,11 +164,12 @@ class NetnsBackend(Backend):
                 shutil.rmtree(ipam, ignore_errors=True)
             self.state.remove()
 
-    def _delete_netns(self, netns: str) -> None:
+    def _delete_netns(self, netns: str, stopped: bool = False) -> None:
         if not netns_exists(netns):
             return
-        _stop_processes_in(netns)
-        _ip("netns", "delete", netns, what=f"delete namespace {netns}")
+        if not stopped:
+            _stop_processes([netns])
+        nl.delete_netns(netns)
 
     # -- status and hosts --------------------------------------------------------------
     def status(self) -> LabStatus:
@@ -231,81 +230,130 @@ class NetnsBackend(Backend):
 
     def create_pods(self, specs: list[PodSpec]) -> list[Pod]:
         node = self.host(self.lab.node.name)
+        pod_network = self.pod_network_config()
+        attachment = self.attachment_config()
+        planned: list[tuple[PodSpec, PodRecord]] = []
+        for spec in specs:
+            netns = self.pod_netns(spec.name)
+            if netns_exists(netns) or spec.name in self.record.pods:
+                raise BackendError(f"namespace {netns} for pod {spec.name} already exists")
+            networks = [PodNetwork("eth0", pod_network)]
+            if spec.attachment:
+                networks.append(PodNetwork(self.lab.attachment.ifname, attachment))
+            planned.append((spec, PodRecord(netns, networks)))
+        # Every pod of the call and every network it will get, recorded in one write before
+        # any is made: DEL must run even where ADD half-failed, and a crash leaves nothing
+        # unrecorded. (DEL of what never came is a no-op for CNI plugins.) One write, not
+        # one per pod and network: the state file grows with the pods, and rewriting it
+        # for each made creating 256 pods grow quadratically.
+        for spec, record in planned:
+            self.record.pods[spec.name] = record
+        self.state.save()
         pods: list[Pod] = []
         try:
-            for spec in specs:
-                pods.append(self._create_pod(spec, node.netns))
+            for spec, record in planned:
+                pods.append(self._create_pod(spec, record, node.netns))
         except BaseException:
             # Whatever this call created is its to remove, also on Ctrl-C.
             self._delete_pod_records([spec.name for spec in specs])
             raise
         return pods
 
-    def _create_pod(self, spec: PodSpec, node_netns: str) -> Pod:
-        netns = self.pod_netns(spec.name)
-        if netns_exists(netns):
-            raise BackendError(f"namespace {netns} for pod {spec.name} already exists")
-        record = PodRecord(netns)
-        self.record.pods[spec.name] = record
-        self.state.save()
-        _ip("netns", "add", netns, what=f"create pod namespace {netns}")
-        _ip("-n", netns, "link", "set", "lo", "up")
-        networks = [("eth0", self.pod_network_config())]
-        if spec.attachment:
-            networks.append((self.lab.attachment.ifname, self.attachment_config()))
-        for ifname, config in networks:
-            record.networks.append(PodNetwork(ifname, config))
-            self.state.save()  # recorded before ADD: DEL must run even if ADD half-failed
-            cni.add(config, node_netns=node_netns, pod_netns=netns, ifname=ifname,
+    def _create_pod(self, spec: PodSpec, record: PodRecord, node_netns: str) -> Pod:
+        netns = record.netns
+        _make_netns(netns)
+        for net in record.networks:
+            cni.add(net.config, node_netns=node_netns, pod_netns=netns, ifname=net.ifname,
                     container_id=netns)
-        if spec.attachment and self.lab.attachment.bcqueuelen:
-            _ip("-n", netns, "link", "set", self.lab.attachment.ifname, "type", "macvlan",
-                "bcqueuelen", str(self.lab.attachment.bcqueuelen),
-                what="set the macvlan broadcast queue length")
+        att = self.lab.attachment
+        if spec.attachment and (att.bcqueuelen is not None or att.bclim is not None):
+            # Settings of the node's macvlan port, asked for through each pod's macvlan
+            # (the port keeps the largest queue asked for, and the last cutoff).
+            with nl.Netlink(netns) as link:
+                link.set_macvlan(att.ifname, bcqueuelen=att.bcqueuelen, bc_cutoff=att.bclim)
         return Pod(spec.name, NamespaceHost(spec.name, netns), spec.attachment)
 
     def delete_pods(self, pods: list[Pod]) -> None:
         self._delete_pod_records([p.name for p in pods])
 
     def _delete_pod_records(self, pod_names: list[str]) -> None:
-        """CNI DEL of every network (so host-local frees the address), then the namespace.
+        """CNI DEL of every network (so host-local frees the address), then the namespace;
+        the records go in one write at the end (a crash before it leaves records of pods
+        already gone, which destroy passes over).
 
         Errors are collected so that one broken pod does not leave the others behind.
         """
         errors: list[str] = []
         node_netns = self.host_netns(self.lab.node.name)
         recorded = self.record.pods
-        for name in pod_names:
-            record = recorded.get(name)
-            if record is None:
-                continue  # never made, or already removed
-            netns = record.netns
+        records = [(name, recorded[name]) for name in pod_names if name in recorded]
+        # One look at every process for all the pods, not one per pod.
+        _stop_processes([r.netns for _, r in records if netns_exists(r.netns)])
+        removed: list[str] = []
+        for name, record in records:
             try:
-                if netns_exists(netns):
-                    _stop_processes_in(netns)
                 for net in reversed(record.networks):
                     if netns_exists(node_netns):
                         try:
                             cni.delete(net.config, node_netns=node_netns,
-                                       pod_netns=netns, ifname=net.ifname,
-                                       container_id=netns)
+                                       pod_netns=record.netns, ifname=net.ifname,
+                                       container_id=record.netns)
                         except BackendError as exc:
                             errors.append(str(exc))
-                self._delete_netns(netns)
+                self._delete_netns(record.netns, stopped=True)
             except BackendError as exc:
                 errors.append(str(exc))
                 continue
+            removed.append(name)
+        for name in removed:
             del recorded[name]
+        if removed:
             self.state.save()
         if errors:
             raise BackendError("could not remove every pod cleanly:\n" +
                                "\n".join(f"  - {e}" for e in errors))
 
 
-def _stop_processes_in(netns: str) -> None:
-    """End the processes left in a namespace (iperf of a killed run), each by its own pid."""
-    result = command.run(["ip", "netns", "pids", netns], timeout=IP_TIMEOUT_S, check=False)
-    pids = [int(p) for p in result.stdout.split() if p.isdigit()]
+def _make_netns(netns: str) -> None:
+    """A namespace with its loopback up, made in process (no `ip` per change)."""
+    try:
+        nl.create_netns(netns)
+    except FileExistsError:
+        raise BackendError(f"namespace {netns} already exists") from None
+    with nl.Netlink(netns) as link:
+        link.set_up("lo")
+
+
+def _pids_in(namespaces: list[str]) -> dict[str, list[int]]:
+    """The processes in each namespace, as `ip netns pids` finds them (the namespace of
+    /proc/PID/ns/net against the namespace's file), with one pass over /proc for all."""
+    wanted: dict[tuple[int, int], str] = {}
+    for netns in namespaces:
+        try:
+            st = os.stat(NETNS_DIR / netns)
+        except FileNotFoundError:
+            continue
+        wanted[(st.st_dev, st.st_ino)] = netns
+    found: dict[str, list[int]] = {netns: [] for netns in wanted.values()}
+    if not wanted:
+        return found
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            st = os.stat(f"/proc/{entry.name}/ns/net")
+        except OSError:  # gone meanwhile, or a kernel thread
+            continue
+        owner = wanted.get((st.st_dev, st.st_ino))
+        if owner is not None:
+            found[owner].append(int(entry.name))
+    return found
+
+
+def _stop_processes(namespaces: list[str]) -> None:
+    """End the processes left in these namespaces (iperf of a killed run), each by its own
+    pid: SIGTERM, then SIGKILL to what still runs after 2 s."""
+    pids = [pid for found in _pids_in(namespaces).values() for pid in found]
     for sig in (signal.SIGTERM, signal.SIGKILL):
         alive = []
         for pid in pids:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import command
+from lab.backends.netns.netlink import in_netns
 from lab.errors import BackendError
 
 # Debian's containernetworking-plugins installs here; the upstream tarball uses /opt/cni/bin.
@@ -48,7 +49,8 @@ def _execute(cni_command: str, config: dict[str, Any], *, node_netns: str, pod_n
     """Run the plugin named by `config["type"]` with `cni_command`; its stdout.
 
     The plugin runs inside the node's namespace because a macvlan's master must be in the
-    namespace the plugin starts in.
+    namespace the plugin starts in; it is started from a thread inside that namespace
+    (one process, not `ip netns exec` and then the plugin).
     """
     folder = plugin_dir()
     env = {
@@ -60,10 +62,10 @@ def _execute(cni_command: str, config: dict[str, Any], *, node_netns: str, pod_n
         "CNI_PATH": str(folder),
     }
     plugin = str(folder / config["type"])
-    result = command.run(["ip", "netns", "exec", node_netns, plugin], timeout=CNI_TIMEOUT_S,
-                         input=json.dumps(config), env=env, check=False,
-                         what=f"CNI {cni_command} {config['name']} ({config['type']}) "
-                              f"for {pod_netns}", where=node_netns)
+    result = in_netns(node_netns, lambda: command.run(
+        [plugin], timeout=CNI_TIMEOUT_S, input=json.dumps(config), env=env, check=False,
+        what=f"CNI {cni_command} {config['name']} ({config['type']}) for {pod_netns}",
+        where=node_netns))
     if not result.ok:
         # A CNI plugin reports errors as JSON on stdout: {"code": N, "msg": "..."}
         detail = result.stdout.strip() or result.stderr.strip()

@@ -14,9 +14,10 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from lab import checkpoint, names
 from lab.backends.base import (
@@ -249,15 +250,13 @@ class NetnsBackend(Backend):
         for spec, record in planned:
             self.record.pods[spec.name] = record
         self.state.save()
-        pods: list[Pod] = []
         try:
-            for spec, record in planned:
-                pods.append(self._create_pod(spec, record, node.netns))
+            return _on_workers(lambda item: self._create_pod(item[0], item[1], node.netns),
+                               planned)
         except BaseException:
             # Whatever this call created is its to remove, also on Ctrl-C.
             self._delete_pod_records([spec.name for spec in specs])
             raise
-        return pods
 
     def _create_pod(self, spec: PodSpec, record: PodRecord, node_netns: str) -> Pod:
         netns = record.netns
@@ -277,7 +276,7 @@ class NetnsBackend(Backend):
         self._delete_pod_records([p.name for p in pods])
 
     def _delete_pod_records(self, pod_names: list[str]) -> None:
-        """CNI DEL of every network (so host-local frees the address), then the namespace;
+        """The namespace, then CNI DEL of every network (so host-local frees the address);
         the records go in one write at the end (a crash before it leaves records of pods
         already gone, which destroy passes over).
 
@@ -290,21 +289,30 @@ class NetnsBackend(Backend):
         # One look at every process for all the pods, not one per pod.
         _stop_processes([r.netns for _, r in records if netns_exists(r.netns)])
         removed: list[str] = []
-        for name, record in records:
+
+        def remove(item: tuple[str, PodRecord]) -> None:
+            name, record = item
+            # The namespace first: the kernel then removes the pod's interfaces (and the
+            # node's end of its veth) with the namespace, many at once, where a plugin
+            # deleting them one by one waits for the network core each time. DEL still runs
+            # for every network, for what only it can undo (host-local's address lease); the
+            # plugins take a namespace that is gone as nothing left to remove there.
             try:
-                for net in reversed(record.networks):
-                    if netns_exists(node_netns):
-                        try:
-                            cni.delete(net.config, node_netns=node_netns,
-                                       pod_netns=record.netns, ifname=net.ifname,
-                                       container_id=record.netns)
-                        except BackendError as exc:
-                            errors.append(str(exc))
                 self._delete_netns(record.netns, stopped=True)
             except BackendError as exc:
                 errors.append(str(exc))
-                continue
+                return
+            for net in reversed(record.networks):
+                if netns_exists(node_netns):
+                    try:
+                        cni.delete(net.config, node_netns=node_netns,
+                                   pod_netns=record.netns, ifname=net.ifname,
+                                   container_id=record.netns)
+                    except BackendError as exc:
+                        errors.append(str(exc))
             removed.append(name)
+
+        _on_workers(remove, records)
         for name in removed:
             del recorded[name]
         if removed:
@@ -312,6 +320,31 @@ class NetnsBackend(Backend):
         if errors:
             raise BackendError("could not remove every pod cleanly:\n" +
                                "\n".join(f"  - {e}" for e in errors))
+
+
+# Pods are made and removed this many at a time: most of a pod's cost is starting the CNI
+# plugins (and their IPAM plugin), processes that run side by side on every core. The
+# plugins are made for it (a container runtime runs them concurrently; host-local locks its
+# store).
+POD_WORKERS = max(2, min(8, 2 * (os.cpu_count() or 1)))
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _on_workers(func: Callable[[T], R], items: list[T]) -> list[R]:
+    """`func` over `items` on POD_WORKERS threads, results in order. On the first failure
+    (or Ctrl-C) nothing more is started, what runs is waited for, and the failure raised."""
+    if len(items) <= 1:
+        return [func(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(POD_WORKERS, len(items)),
+                            thread_name_prefix="pods") as pool:
+        futures = [pool.submit(func, item) for item in items]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
 
 
 def _make_netns(netns: str) -> None:

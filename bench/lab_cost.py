@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -57,13 +58,28 @@ def main() -> int:
     data["name"] = name
     (work / "lab.yaml").write_text(yaml.safe_dump(data))
     lab = [sys.executable, "-m", "lab", "-q", "-f", str(work / "lab.yaml")]
+    # As a user runs it: bytecode written and used (a shell that sets
+    # PYTHONDONTWRITEBYTECODE would charge every start with compiling lab's modules), and
+    # one run first to write it.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    timed([*lab, "up"], env=env)
+    timed([*lab, "destroy"], env=env)
     rows = []
     lab_t, raw_t = [], []
     for _ in range(args.repeat):
-        lab_t.append(timed([*lab, "up"]) + timed([*lab, "destroy"]))
+        lab_t.append(timed([*lab, "up"], env=env) + timed([*lab, "destroy"], env=env))
         p = "r" + uuid.uuid4().hex[:6]
         raw_t.append(timed(["bash", "-c", RAW.format(p=p)]) +
                      timed(["bash", "-c", RAW_DOWN.format(p=p)]))
+    # Process start: a command that imports nothing heavy, against Python itself.
+    starts: dict[str, list[float]] = {"python -c pass": [], "lab --help": [],
+                                      "lab status (down)": []}
+    for _ in range(max(5, args.repeat)):
+        starts["python -c pass"].append(timed([sys.executable, "-c", "pass"], env=env))
+        starts["lab --help"].append(timed([*lab, "--help"], env=env))
+        starts["lab status (down)"].append(timed([*lab, "status"], env=env))
+    for what, values in starts.items():
+        rows.append({"what": f"process start: {what} (s)", "wall": spread(values)})
     rows.append({"what": "lab up+destroy vs raw ip (s; runs interleaved)",
                  "lab": spread(lab_t), "raw": spread(raw_t),
                  "ratio": statistics.median(lab_t) / statistics.median(raw_t)})

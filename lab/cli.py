@@ -188,12 +188,17 @@ def _recover_unfinished_runs(c: Context) -> None:
 @pass_ctx
 def status(c: Context, as_json: bool) -> None:
     """Show the lab's hosts and pods."""
-    from lab.report.console import print_status
+    from lab.backends.base import LabState
+    from lab.report import plain
 
     st = c.backend(c.state()).status()
     if as_json:
-        c.stdout.print_json(json.dumps(st.as_dict()))
+        plain.print_json(st.as_dict())
+    elif st.state == LabState.DOWN and not st.problems and not st.selfcheck:
+        plain.print_down_status(st)
     else:
+        from lab.report.console import print_status
+
         print_status(c.stdout, st)
     if st.problems:
         raise SystemExit(EXIT_INFRA)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.text import Text
+# rich is imported when something is shown: `lab -q up` shows nothing and skips it.
+if TYPE_CHECKING:
+    from rich.console import Console
 
 # Where nothing redraws (a log, a CI job), a long step says how it is doing this often.
 PROGRESS_LINE_EVERY_S = 15.0
@@ -33,6 +34,8 @@ class Step:
             self._status.update(f"{self.text}: {detail}")
         now = time.monotonic()
         if self._console is not None and now - self._said >= PROGRESS_LINE_EVERY_S:
+            from rich.text import Text
+
             self._said = now
             self._console.print(Text(f"… {self.text} ({now - self._started:.0f} s): {detail}",
                                      style="dim"))
@@ -45,10 +48,18 @@ class Reporter:
     """Progress of long steps. Backends and the runner report through this, never print."""
 
     def __init__(self, console: Console | None = None, quiet: bool = False) -> None:
-        # soft_wrap: a hint such as "next: `lab destroy`" must never be split mid-command
-        # when stderr is a file or a pipe (rich would wrap it at 80 columns).
-        self.console = console or Console(stderr=True, highlight=False, soft_wrap=True)
+        self._console = console
         self.quiet = quiet
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            # soft_wrap: a hint such as "next: `lab destroy`" must never be split
+            # mid-command when stderr is a file or a pipe (rich would wrap it at 80 columns).
+            self._console = Console(stderr=True, highlight=False, soft_wrap=True)
+        return self._console
 
     @contextlib.contextmanager
     def step(self, text: str) -> Iterator[Step]:

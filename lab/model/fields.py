@@ -48,8 +48,9 @@ class Problems:
             raise ConfigError(self.items)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one)."""
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """A SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one), on
+    libyaml's parser where PyYAML has it (about 10 times faster than its own)."""
 
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:

@@ -15,7 +15,6 @@ import shutil
 import signal
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -336,6 +335,8 @@ def _on_workers(func: Callable[[T], R], items: list[T]) -> list[R]:
     (or Ctrl-C) nothing more is started, what runs is waited for, and the failure raised."""
     if len(items) <= 1:
         return [func(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor  # with logging: not for `lab status`
+
     with ThreadPoolExecutor(max_workers=min(POD_WORKERS, len(items)),
                             thread_name_prefix="pods") as pool:
         futures = [pool.submit(func, item) for item in items]

@@ -151,12 +151,22 @@ def _igmp_cell(c: CaptureOutcome) -> str:
                        f"{_e(m.group)}" for m in c.igmp)
 
 
+def _sender_rate(case: CaseOutcome) -> str:
+    if case.sent_rate_bps is None:
+        return ""
+    said = f" ({case.sent_rate_bps / 1e6:.3g} Mbit/s reached"
+    if case.sent_rate_bps < 0.9 * case.rate_bps:
+        return said + ': <span class="fail">under the rate asked: the receive path held ' \
+                      "the sender back</span>)"
+    return said + ")"
+
+
 def _case_section(case: CaseOutcome) -> str:
     error = f'<p class="error">{_e(case.error)}</p>' if case.error else ""
     return (f'<h3 id="case-{_e(case.name)}">{_e(case.name)} {_verdict(case.verdict)}</h3>'
             f"<p>{_e(case.group)}, {case.rate_bps / 1e6:g} Mbit/s for {case.duration_s} s; "
-            f"sent {_e(case.sent)} datagrams; scenario file <code>{_e(case.file)}</code>"
-            f"</p>{error}{_receivers_table(case)}{_captures(case)}")
+            f"sent {_e(case.sent)} datagrams{_sender_rate(case)}; scenario file "
+            f"<code>{_e(case.file)}</code></p>{error}{_receivers_table(case)}{_captures(case)}")
 
 
 def write_report(folder: Path, summary: RunSummary) -> Path:

@@ -30,6 +30,16 @@ def server_argv(group: ipaddress.IPv4Address, iface: str, port: int, listen_s: i
     return argv
 
 
+# iperf2's UDP datagram payload when -l is not given: what a rate is made of.
+UDP_PAYLOAD_BYTES = 1470
+
+
+def sent_rate_bps(sent: int | None, duration_s: int) -> int | None:
+    """The rate the sender reached: its data datagrams over the stream's duration."""
+    return None if sent is None or duration_s <= 0 else \
+        round(sent * UDP_PAYLOAD_BYTES * 8 / duration_s)
+
+
 def client_argv(group: ipaddress.IPv4Address, port: int, ttl: int, duration: int, rate_bps: int,
                 bind: ipaddress.IPv4Address) -> list[str]:
     # -B SRC both picks the source address and the outgoing interface for the group.

@@ -96,6 +96,9 @@ class CaseOutcome:
     elapsed_s: float
     receivers: tuple[ReceiverOutcome, ...]
     captures: tuple[CaptureOutcome, ...] = ()
+    # What the sender reached (datagrams sent x payload / duration): below the rate asked
+    # when the path pushes back, as the macvlan port does with bclim -1.
+    sent_rate_bps: int | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,8 @@ def to_json(summary: RunSummary) -> dict[str, Any]:
     for case in data["scenarios"]:
         if not case["captures"]:
             del case["captures"]  # only cases that asked for a capture carry the key
+        if case["sent_rate_bps"] is None:
+            del case["sent_rate_bps"]  # a summary of an older run reads back as it was
     return {"schema": data.pop("schema"), **data}
 
 

@@ -301,7 +301,7 @@ def _outcome(case: Case, endpoints: list[Endpoint], sent: int | None, error: str
                        error=error, group=str(s.group), rate_bps=case.rate,
                        duration_s=s.duration, sent=sent,
                        elapsed_s=round(time.time() - started, 3), receivers=tuple(receivers),
-                       captures=captured)
+                       captures=captured, sent_rate_bps=iperf.sent_rate_bps(sent, s.duration))
 
 
 def _receiver_outcome(ep: Endpoint, sent: int | None) -> ReceiverOutcome:

@@ -180,7 +180,8 @@ def test_outcome_of_a_passing_case(tmp_path: Path, clock: float) -> None:
     assert out == {"name": "verdicts", "scenario": "verdicts",
                    "file": str(tmp_path / "verdicts.yaml"), "verdict": "pass", "error": None,
                    "group": "224.0.67.67", "rate_bps": 5_000_000, "duration_s": 2,
-                   "sent": SENT_5M, "elapsed_s": 10.123, "captures": ()}
+                   "sent": SENT_5M, "elapsed_s": 10.123, "captures": (),
+                   "sent_rate_bps": round(SENT_5M * 1470 * 8 / 2)}
     assert [r["verdict"] for r in receivers] == ["pass"]
 
 

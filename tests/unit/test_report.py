@@ -229,3 +229,17 @@ def test_console_too_narrow_for_any_table_lists_rows_without_cutting() -> None:
                          rf"{re.escape(case['receivers'][0]['receiver'])}(?: x16)? on "
                          r"[\w ]+?: PASS", flat), (case["name"], text)
     assert "not received, as expected" in flat
+
+
+def test_a_sender_held_back_below_its_rate_is_said() -> None:
+    """bclim -1 delivers in the sender's own receive path, which slows it down instead of
+    the receivers losing: a PASS at a lower rate than asked must say so."""
+    summary = load("seed-run.json")
+    case = next(c for c in summary["scenarios"] if c["name"] == "pod-multus")
+    case["sent_rate_bps"] = 600_000  # of 1.05 Mbit/s asked
+    host = next(c for c in summary["scenarios"] if c["name"] == "host-baseline")
+    host["sent_rate_bps"] = 1_049_000
+    text = render(summary, 150)
+    assert ("note: pod-multus: the sender reached 0.6 Mbit/s of the 1.05 Mbit/s asked "
+            "(the receive path held it back)") in text
+    assert "note: host-baseline" not in text

@@ -1,8 +1,10 @@
 """All benchmarks, one after the other: `python -m bench [--vm]` (as root).
 
-1 lab cost and 2 pod cost curve (bench.lab_cost), 3 fan-out loss (bench.fanout),
-4 throughput ceiling (bench.ceiling), 5 the vagrant path on real VMs (bench.vagrant_path,
-only with --vm: it needs libvirt, QEMU and the test box, and takes about 10 minutes).
+1 lab cost and 2 pod cost curve (bench.lab_cost), 3 fan-out loss against the macvlan
+queue (bench.fanout), 4 the loss-free fan-out search over the port's settings
+(bench.fanout_search), 5 throughput ceiling (bench.ceiling), 6 the vagrant path on real
+VMs (bench.vagrant_path, only with --vm: it needs libvirt, QEMU and the test box, and
+takes about 15 minutes).
 Every figure is a median (min-max) over rounds; A/B settings alternate within a run.
 Each prints its table and writes bench/out/<name>.json.
 """
@@ -17,6 +19,8 @@ PLAN = [
     ("fan-out loss, 16 and 32 pods at 100 Mbit/s", ["bench.fanout", "--repeat", "3"]),
     ("fan-out loss, 256 pods at 10 Mbit/s",
      ["bench.fanout", "--cases", "256@10M", "--repeat", "2", "--duration", "30"]),
+    ("loss-free fan-out: kernel defaults, bclim -1, and 4 MiB buffers",
+     ["bench.fanout_search"]),
     ("throughput ceiling", ["bench.ceiling", "--repeat", "3", "--rates", "100M,1G,2G,3G"]),
     ("throughput ceiling, default receive buffer",
      ["bench.ceiling", "--repeat", "3", "--rates", "500M,1G", "--buffer", "none"]),

@@ -30,6 +30,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
+import sys
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -106,6 +108,8 @@ def main() -> int:
     ap.add_argument("--confirm", type=int, default=3)
     ap.add_argument("--single-hi", type=float, default=4000.0, help="Mbit/s, lossy for one pod")
     args = ap.parse_args()
+    # A SIGTERM unwinds like Ctrl-C: every lab of the run is destroyed on the way out.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     settings = args.settings.split(",")
     pod_counts = [int(p) for p in args.pods.split(",")]
     started = time.monotonic()
@@ -165,6 +169,9 @@ def _attachment() -> dict[str, Any]:
 
     data = yaml.safe_load((REPO / "lab.yaml").read_text())["attachment"]
     data["range"] = {"start": "192.168.56.13", "end": "192.168.59.254"}
+    # Each setting says its own: lab.yaml's defaults would leak into "kernel".
+    for key in ("bclim", "bcqueuelen"):
+        data.pop(key, None)
     return dict(data)
 
 

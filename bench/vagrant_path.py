@@ -1,7 +1,10 @@
 """Benchmark: the vagrant path on real VMs (libvirt + QEMU, the test box of tests/vm).
 
-`lab up` against a bare `vagrant up` of the same Vagrantfile and resolved input, a second
-`lab up` on the ready lab, and `lab status` against `vagrant status`, in one run.
+`lab up` against a bare `vagrant up` of the same Vagrantfile and resolved input, and
+against `vagrant up` followed by `vagrant provision` running the very scripts `lab up`
+runs (lib.sh and each step of provision/steps.yaml, with the same environment) through
+Vagrant's shell provisioner; a second `lab up` on the ready lab; `lab status` against
+`vagrant status`; all in one run.
 Needs root, the box (tests/vm/build-box.sh) and libvirt (tests/vm/start-libvirt.sh).
 Run:  .venv/bin/python -m bench.vagrant_path [--repeat 2]  (about 5 minutes a round;
 writes bench/out/). Figures are median (min-max) over rounds whose order alternates.
@@ -36,6 +39,34 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> floa
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed:\n{proc.stdout}\n{proc.stderr}")
     return time.perf_counter() - start
+
+
+def _shell_provisioners(work: Path, model: object) -> None:
+    """Vagrantfile.provisioned: the project's Vagrantfile, and for each host a shell
+    provisioner per step `lab up` runs there (lib.sh + the step's script, its env)."""
+    from lab.backends.vagrant.backend import VagrantBackend
+    from lab.remote.provision import LIBRARY, load_steps
+    from lab.state import State
+    from lab.ui import Reporter
+
+    backend = VagrantBackend(model, State(work / "unused-state.json"),  # type: ignore[arg-type]
+                             Reporter(quiet=True), options={"provider": "libvirt"})
+    steps = [s for s in load_steps() if s.tier == "base"]
+    lines = ['load File.expand_path("Vagrantfile", __dir__)', 'Vagrant.configure("2") do |config|']
+    (work / "steps").mkdir(exist_ok=True)
+    for host in model.hosts:  # type: ignore[attr-defined]
+        env = backend.step_env(host.name)
+        lines.append(f'  config.vm.define "{host.name}" do |m|')
+        for n, step in enumerate(s for s in steps if host.role in s.roles):
+            script = work / "steps" / f"{host.name}-{n}-{step.name}.sh"
+            script.write_text("#!/usr/bin/env bash\n" + LIBRARY.read_text() + "\n"
+                              + step.script.read_text())
+            ruby_env = ", ".join(f'"{k}" => "{v}"' for k, v in sorted(env.items()))
+            lines.append(f'    m.vm.provision "shell", path: "steps/{script.name}", '
+                         f'env: {{{ruby_env}}}')
+        lines.append("  end")
+    lines.append("end")
+    (work / "Vagrantfile.provisioned").write_text("\n".join(lines) + "\n")
 
 
 def main() -> int:
@@ -77,11 +108,13 @@ def main() -> int:
         got.setdefault(key, []).append(seconds)
         print(f"  {key}: {seconds:.1f} s", flush=True)
 
+    _shell_provisioners(work, model)
     try:
-        # Rounds alternate which goes first (bare, lab / lab, bare), so neither always
-        # meets a cold page cache or a freshly uploaded box image.
+        # Rounds rotate which goes first, so none always meets a cold page cache or a
+        # freshly uploaded box image.
+        kinds = ("bare", "lab", "provisioned")
         for round_ in range(args.repeat):
-            order = ("bare", "lab") if round_ % 2 == 0 else ("lab", "bare")
+            order = kinds[round_ % 3:] + kinds[:round_ % 3]
             for which in order:
                 if which == "lab":
                     note("lab up (boot + SSH + provision)", timed([*lab, "up"], work))
@@ -94,10 +127,17 @@ def main() -> int:
                     # the isolated networks.
                     write_input(model, vagrant_input(model, "libvirt", management))
                     libvirtnet.ensure(model, management, lambda name: None)
-                    note("bare vagrant up (same Vagrantfile)", timed(
-                        ["vagrant", "up", "--provider=libvirt", "--parallel",
-                         "--no-provision"], work, venv))
-                    timed(["vagrant", "destroy", "--force"], work, venv)
+                    # The provisioners live in a Vagrantfile of their own, used only here.
+                    penv = {**venv, "VAGRANT_VAGRANTFILE": "Vagrantfile.provisioned"} \
+                        if which == "provisioned" else venv
+                    up_s = timed(["vagrant", "up", "--provider=libvirt", "--parallel",
+                                  "--no-provision"], work, penv)
+                    if which == "bare":
+                        note("bare vagrant up (same Vagrantfile)", up_s)
+                    else:
+                        note("vagrant up + vagrant provision (same scripts)",
+                             up_s + timed(["vagrant", "provision"], work, penv))
+                    timed(["vagrant", "destroy", "--force"], work, penv)
     finally:
         subprocess.run([*lab, "destroy"], cwd=work, timeout=900, capture_output=True)
         libvirtnet.remove(libvirtnet.network_names(model))
@@ -105,6 +145,9 @@ def main() -> int:
     rows["ratio lab up / bare vagrant up (medians)"] = (
         statistics.median(got["lab up (boot + SSH + provision)"])
         / statistics.median(got["bare vagrant up (same Vagrantfile)"]))
+    rows["ratio lab up / vagrant up + provision (medians)"] = (
+        statistics.median(got["lab up (boot + SSH + provision)"])
+        / statistics.median(got["vagrant up + vagrant provision (same scripts)"]))
     out = REPO / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
     (out / "vagrant_path.json").write_text(json.dumps(rows, indent=2))

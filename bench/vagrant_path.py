@@ -41,11 +41,20 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> floa
     return time.perf_counter() - start
 
 
+# The engine hands the KEY=VALUE lines steps leave in $LAB_STATE_DIR/env (lab-nic's
+# LAB_NIC) to the steps after them; a shell provisioner reads them itself.
+LEFT_BY_EARLIER_STEPS = (
+    'if [[ -f "$LAB_STATE_DIR/env" ]]; then\n'
+    '  while IFS="=" read -r k v; do [[ $k == LAB_* ]] && export "$k=$v"; done '
+    '< "$LAB_STATE_DIR/env"\n'
+    'fi\n')
+
+
 def _shell_provisioners(work: Path, model: object) -> None:
     """Vagrantfile.provisioned: the project's Vagrantfile, and for each host a shell
     provisioner per step `lab up` runs there (lib.sh + the step's script, its env)."""
     from lab.backends.vagrant.backend import VagrantBackend
-    from lab.remote.provision import LIBRARY, load_steps
+    from lab.remote.provision import DEFAULT_STATE_DIR, LIBRARY, load_steps
     from lab.state import State
     from lab.ui import Reporter
 
@@ -55,12 +64,13 @@ def _shell_provisioners(work: Path, model: object) -> None:
     lines = ['load File.expand_path("Vagrantfile", __dir__)', 'Vagrant.configure("2") do |config|']
     (work / "steps").mkdir(exist_ok=True)
     for host in model.hosts:  # type: ignore[attr-defined]
-        env = backend.step_env(host.name)
+        # As the engine gives it: its state folder, and what earlier steps left there.
+        env = {**backend.step_env(host.name), "LAB_STATE_DIR": DEFAULT_STATE_DIR}
         lines.append(f'  config.vm.define "{host.name}" do |m|')
         for n, step in enumerate(s for s in steps if host.role in s.roles):
             script = work / "steps" / f"{host.name}-{n}-{step.name}.sh"
-            script.write_text("#!/usr/bin/env bash\n" + LIBRARY.read_text() + "\n"
-                              + step.script.read_text())
+            script.write_text("#!/usr/bin/env bash\n" + LEFT_BY_EARLIER_STEPS
+                              + LIBRARY.read_text() + "\n" + step.script.read_text())
             ruby_env = ", ".join(f'"{k}" => "{v}"' for k, v in sorted(env.items()))
             lines.append(f'    m.vm.provision "shell", path: "steps/{script.name}", '
                          f'env: {{{ruby_env}}}')
@@ -139,6 +149,10 @@ def main() -> int:
                              up_s + timed(["vagrant", "provision"], work, penv))
                     timed(["vagrant", "destroy", "--force"], work, penv)
     finally:
+        for vagrantfile in ("Vagrantfile", "Vagrantfile.provisioned"):
+            subprocess.run(["vagrant", "destroy", "--force"], cwd=work, timeout=900,
+                           capture_output=True,
+                           env={**os.environ, **venv, "VAGRANT_VAGRANTFILE": vagrantfile})
         subprocess.run([*lab, "destroy"], cwd=work, timeout=900, capture_output=True)
         libvirtnet.remove(libvirtnet.network_names(model))
     rows: dict[str, object] = {k: spread(v) for k, v in got.items()}

@@ -60,8 +60,10 @@ def start(lab: str, point: str, host: Host, iface: str, *, seconds: float,
     caller does next is missed."""
     have = host.run(["sh", "-c", "command -v tcpdump"], timeout=15, check=False)
     if not have.ok:
-        raise BackendError(f"capture on {point}: no tcpdump on {host.name} (install the "
-                           "tcpdump package there)")
+        raise BackendError(f"capture on {point}: no tcpdump on {host.name}: install the "
+                           "tcpdump package there, or capture on a host of the lab (its lab "
+                           "NIC sees what its pods send and receive); a Kubernetes receiver "
+                           "pod's image has none")
     remote = names.capture_tmp_file(lab, point, os.getpid())
     process = host.start(tcpdump_argv(iface, remote, count=count, filter_words=filter_words),
                          timeout=seconds)

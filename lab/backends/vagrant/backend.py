@@ -7,6 +7,7 @@ import shlex
 import shutil
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 from lab import names
 from lab.backends.base import (
@@ -118,9 +119,10 @@ class VagrantBackend(Backend):
                        on_line=lambda line: step.progress(line.strip()[:120])
                        if line.strip() else None)
         hosts = {h.name: self._ssh_host(cli, h.name) for h in self.lab.hosts}
-        with self.reporter.step("SSH answers on every host"):
-            for host in hosts.values():
-                host.wait_ready(SSH_READY_S)
+        # Side by side: each is a TCP and SSH handshake, half a second under QEMU.
+        with self.reporter.step("SSH answers on every host"), \
+                ThreadPoolExecutor(max_workers=len(hosts), thread_name_prefix="ssh") as pool:
+            list(pool.map(lambda host: host.wait_ready(SSH_READY_S), hosts.values()))
         tiers = {"base", "kubernetes"} if self.lab.kubernetes.provision else {"base"}
         steps = [s for s in load_steps() if s.tier in tiers]
         provisioner = Provisioner(steps, names.logs_dir(self.lab.project_dir, self.lab.name),

@@ -107,7 +107,7 @@ def test_the_repository_lab_loads_to_exactly_this_model() -> None:
         hosts=(HostSpec("mcastsrc", "source", IP("192.168.56.12"), 1024, 1),
                HostSpec("k8s", "node", IP("192.168.56.11"), 4096, 2)),
         attachment=Attachment("eth1-multicast", "eth1", "bridge", IP("192.168.56.13"),
-                              IP("192.168.56.254"), "0.3.1", None),
+                              IP("192.168.56.254"), "0.3.1", None, -1),
         pod_subnet=ipaddress.IPv4Network("10.244.0.0/16"),
         vagrant=VagrantSettings(
             "virtualbox",

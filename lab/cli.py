@@ -509,8 +509,7 @@ def ssh(c: Context, host_name: str, argv: tuple[str, ...]) -> None:
         raise UsageError(f"no host {host_name!r} (hosts: "
                          f"{', '.join(h.name for h in c.lab.hosts)})")
     backend = c.backend(c.state())
-    command = list(argv) if argv else [os.environ.get("SHELL", "/bin/sh")]
-    interactive = backend.interactive_argv(host_name, command)
+    interactive = backend.interactive_argv(host_name, list(argv))
     sys.stdout.flush()
     os.execvp(interactive[0], interactive)
 

@@ -129,7 +129,8 @@ class Backend(ABC):
 
     @abstractmethod
     def interactive_argv(self, host: str, argv: list[str]) -> list[str]:
-        """The command line that runs `argv` on `host` attached to this terminal."""
+        """The command line that runs `argv` on `host` attached to this terminal; with no
+        argv, a shell chosen there (a VM's login shell, not this machine's $SHELL)."""
 
     @abstractmethod
     def create_pods(self, specs: list[PodSpec]) -> list[Pod]:

@@ -107,3 +107,21 @@ def test_more_receiver_pods_than_a_node_runs_are_refused_before_any_is_made(back
                        r"at most 110 pods \(maxPods\)"):
         b.create_pods(specs)
     assert hosts["k8s"].commands == []  # nothing was applied
+
+
+def test_lab_ssh_without_a_command_asks_for_the_vms_own_shell(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This machine's $SHELL (zsh on macOS) need not exist on the VM: with no command, ssh
+    is given none and the VM's login shell answers; a command is quoted whole."""
+    from lab.remote.ssh import SshTarget
+
+    monkeypatch.setenv("SHELL", "/bin/zsh")
+    lab = load_lab(REPO / "lab.yaml")
+    b = VagrantBackend(lab, State(tmp_path / "s.json"), Reporter(quiet=True),
+                       options={"provider": "libvirt"})
+    b.record.ssh["k8s"] = SshTarget("k8s", "192.168.121.5", 22, "vagrant", "/keys/k8s")
+    shell = b.interactive_argv("k8s", [])
+    assert shell[-1] == "vagrant@192.168.121.5" and "/bin/zsh" not in shell
+    assert shell[:2] == ["ssh", "-t"] and shell[4:6] == ["-p", "22"]
+    command = b.interactive_argv("k8s", ["ip", "-br", "addr", "show", "dev", "eth 1"])
+    assert command[-2:] == ["vagrant@192.168.121.5", "ip -br addr show dev 'eth 1'"]

@@ -206,7 +206,9 @@ class NetnsBackend(Backend):
         return self.lab.nic
 
     def interactive_argv(self, host: str, argv: list[str]) -> list[str]:
-        return ["ip", "netns", "exec", self.host(host).netns, *argv]
+        # A namespace is this machine: its user's shell is there.
+        shell = [os.environ.get("SHELL", "/bin/sh")]
+        return ["ip", "netns", "exec", self.host(host).netns, *(argv or shell)]
 
     # -- pods ----------------------------------------------------------------------------
     def pod_network_config(self) -> dict[str, Any]:

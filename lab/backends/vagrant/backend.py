@@ -295,10 +295,12 @@ class VagrantBackend(Backend):
         if host not in self.record.ssh:
             raise BackendError(f"lab {self.lab.name} has no VM {host} yet; run `lab up` first")
         t = self.record.ssh[host]
-        return ["ssh", "-t", "-i", t.identity_file, "-p", str(t.port), "-o",
-                "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                # ssh joins its arguments into one remote command line: quote them here.
-                f"{t.user}@{t.hostname}", shlex.join(argv)]
+        login = ["ssh", "-t", "-i", t.identity_file, "-p", str(t.port), "-o",
+                 "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                 f"{t.user}@{t.hostname}"]
+        # No command: the VM's own login shell (this machine's $SHELL, zsh on macOS, need
+        # not exist there). ssh joins its arguments into one remote command line: quote.
+        return login + ([shlex.join(argv)] if argv else [])
 
     def _kubectl(self) -> Kubectl:
         return Kubectl(self.host(self.lab.node.name))

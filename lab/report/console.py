@@ -66,20 +66,11 @@ def print_summary(console: Console, summary: RunSummary) -> None:
     for case in summary.scenarios:
         if case.error:
             console.print(f"[red]{case.name}: error:[/red] {case.error}", markup=True)
-        if slow_sender(case):
+        if case.sender_held_back:
             console.print(f"note: {case.name}: the sender reached "
                           f"{_mbps(case.sent_rate_bps)} of the {_mbps(case.rate_bps)} asked "
                           "(the receive path held it back)", markup=False)
     console.print(f"verdict: {_VERDICT.get(summary.verdict, '-')}")
-
-
-SLOW_SENDER_SHARE = 0.9
-
-
-def slow_sender(case: CaseOutcome) -> bool:
-    """The sender reached under 90 % of its rate: a verdict at a lower rate than asked."""
-    return case.sent_rate_bps is not None and \
-        case.sent_rate_bps < SLOW_SENDER_SHARE * case.rate_bps
 
 
 def _mbps(bps: int | None) -> str:

@@ -155,7 +155,7 @@ def _sender_rate(case: CaseOutcome) -> str:
     if case.sent_rate_bps is None:
         return ""
     said = f" ({case.sent_rate_bps / 1e6:.3g} Mbit/s reached"
-    if case.sent_rate_bps < 0.9 * case.rate_bps:
+    if case.sender_held_back:
         return said + ': <span class="fail">under the rate asked: the receive path held ' \
                       "the sender back</span>)"
     return said + ")"

@@ -19,6 +19,7 @@ from lab.errors import UsageError
 SCHEMA = 1
 SUMMARY = "summary.json"
 VERDICTS = ("pass", "fail", "error", "none")
+SLOW_SENDER_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,12 @@ class CaseOutcome:
     # What the sender reached (datagrams sent x payload / duration): below the rate asked
     # when the path pushes back, as the macvlan port does with bclim -1.
     sent_rate_bps: int | None = None
+
+    @property
+    def sender_held_back(self) -> bool:
+        """The sender reached under 90 % of its rate: a verdict at a lower rate than asked."""
+        return self.sent_rate_bps is not None and \
+            self.sent_rate_bps < SLOW_SENDER_SHARE * self.rate_bps
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,17 @@ def test_every_plotted_number_is_the_summarys(seed_report: tuple[Path, Any]) -> 
         [(c.name, c.rate_bps, r.loss_pct) for c, r in sorted(swept, key=lambda p: p[0].rate_bps)]
 
 
+def test_a_sender_held_back_is_said_on_the_page(tmp_path: Path) -> None:
+    data = json.loads((DATA / "seed-run.json").read_text())
+    for case in data["scenarios"]:
+        case["sent_rate_bps"] = case["rate_bps"] * (6 if case["name"] == "pod-multus" else 10) // 10
+    folder = _run_folder(tmp_path, "20260101-000000-run", data)
+    page = write_report(folder, read_summary(folder)).read_text()
+    assert page.count("under the rate asked") == 1
+    multus = page[page.index('id="case-pod-multus"'):]
+    assert "0.63 Mbit/s reached: <span" in multus[:600]
+
+
 def test_two_runs_side_by_side_say_what_changed(tmp_path: Path) -> None:
     a = json.loads((DATA / "seed-run.json").read_text())
     b = copy.deepcopy(a)

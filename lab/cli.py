@@ -91,9 +91,10 @@ class Context:
     def backend(self, state: State) -> Backend:
         from lab import backends
 
-        name = self.backend_option or state.backend or self.lab.backend
         recorded = state.backend
-        if self.backend_option and recorded and recorded != self.backend_option:
+        option = None if self.backend_option == registry.AUTO else self.backend_option
+        name = option or recorded or self.lab.backend
+        if option and recorded and recorded != option:
             raise UsageError(f"lab {self.lab.name} is up with the {recorded} backend; "
                              f"`lab destroy` it before using --backend {self.backend_option}")
         return backends.make(name, self.lab, state, self.reporter, self.options)
@@ -118,7 +119,7 @@ def pass_ctx(func: Callable[..., None]) -> Callable[..., None]:
             c.backend_option = backend
         func(c, *args, **kwargs)
 
-    option = click.option("--backend", type=click.Choice(registry.NAMES), default=None,
+    option = click.option("--backend", type=click.Choice(registry.CHOICES), default=None,
                           help="Backend (same as before the command).")
     return option(_pass_ctx(wrapper))
 
@@ -126,7 +127,7 @@ def pass_ctx(func: Callable[..., None]) -> Callable[..., None]:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-f", "--file", "file", type=click.Path(path_type=Path), default=Path("lab.yaml"),
               show_default=True, help="The lab file.")
-@click.option("--backend", type=click.Choice(registry.NAMES), default=None,
+@click.option("--backend", type=click.Choice(registry.CHOICES), default=None,
               help="Backend (default: the one the lab is up with, else the lab file's).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @click.pass_context
@@ -558,7 +559,7 @@ def doctor_cmd(c: Context, as_json: bool) -> None:
     if as_json:
         c.stdout.print_json(json.dumps([ch.as_dict() for ch in checks]))
     else:
-        print_doctor(c.stdout, name, checks)
+        print_doctor(c.stdout, backends.resolve(name), checks)
     if any(not ch.ok and ch.blocking for ch in checks):
         raise SystemExit(EXIT_INFRA)
 

@@ -29,6 +29,7 @@ class Entry:
     package: str  # exports BACKEND (the Backend class) and checks(lab, options)
     summary: str
     options: tuple[Option, ...] = ()
+    systems: tuple[str, ...] = ()  # host OSes it runs on (hostos.Platform.system); () any
 
 
 PROVIDER = Option("provider", PROVIDERS,
@@ -37,12 +38,16 @@ PROVIDER = Option("provider", PROVIDERS,
 
 BACKENDS = (
     Entry("netns", "lab.backends.netns",
-          "hosts and pods as network namespaces on this machine (Linux, root)"),
+          "hosts and pods as network namespaces on this machine (Linux, root)",
+          systems=("linux",)),
     Entry("vagrant", "lab.backends.vagrant",
           "hosts as Vagrant VMs (VirtualBox or libvirt), Kubernetes on the node",
           (PROVIDER,)),
 )
 NAMES = tuple(e.name for e in BACKENDS)
+# lab.yaml's default: the first backend that can run here (see `choose`).
+AUTO = "auto"
+CHOICES = (*NAMES, AUTO)  # what lab.yaml's backend: and --backend accept
 # Every option any backend takes, once each (the CLI offers these on up and doctor).
 OPTIONS = tuple({o.name: o for e in BACKENDS for o in e.options}.values())
 
@@ -52,3 +57,15 @@ def entry(name: str) -> Entry:
         if e.name == name:
             return e
     raise KeyError(name)
+
+
+def choose(system: str, wsl: bool, root_or_sudo: bool) -> tuple[str, str]:
+    """What `backend: auto` means on a machine: (backend name, why), netns where it can
+    run (Linux, root or sudo, not WSL's VM-less kernel for VMs), vagrant elsewhere."""
+    if system == "linux" and root_or_sudo:
+        return "netns", "Linux with root or sudo: namespaces on this machine, no VMs"
+    if system == "linux" and not wsl:
+        return "vagrant", "Linux without root or sudo: namespaces need root, so VMs"
+    if wsl:
+        return "netns", "WSL2: Vagrant's VMs are not supported from WSL2; namespaces are"
+    return "vagrant", "not Linux: namespaces are Linux's, so VMs"

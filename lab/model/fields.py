@@ -174,6 +174,28 @@ class Section:
             self.problems.add(self.key(name), "must not be empty")
         return [(f"{self.key(name)}[{i}]", item) for i, item in enumerate(value)]
 
+    def words(self, name: str, parse: Callable[[Any], str], default: list[str]
+              ) -> tuple[str, ...] | None:
+        """A list of distinct words, each checked by `parse` under its own key
+        (`architectures[1]`); `default` when the key is absent. None on a problem."""
+        if not self.has(name):
+            self._read.add(name)
+            return tuple(default)
+        found: list[str] = []
+        ok = True
+        for key, item in self.items(name):
+            try:
+                word = parse(item)
+            except ValueError as exc:
+                self.problems.add(key, str(exc))
+                ok = False
+                continue
+            if word in found:
+                self.problems.add(key, f"{word} is listed twice")
+                ok = False
+            found.append(word)
+        return tuple(found) if ok and found else None
+
     def done(self) -> None:
         for extra in sorted(set(map(str, self.data)) - self._read):
             known = ", ".join(sorted(self._read))

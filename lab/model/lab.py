@@ -64,6 +64,9 @@ class Attachment:
 class Box:
     name: str
     version: str
+    # The CPU architectures this version is known to be built for (a box name and version
+    # can hold several since Vagrant 2.4.0); doctor and up refuse a host outside them.
+    architectures: tuple[str, ...] = ("amd64",)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from lab.model.lab import (
 )
 
 MACVLAN_MODES = ("bridge", "private", "vepa", "passthru")
+ARCHITECTURES = ("amd64", "arm64")  # what a box pin may name (hostos.Platform.arch)
 
 
 def shown_path(path: Path) -> str:
@@ -39,7 +40,7 @@ def load_lab(path: Path) -> Lab:
     top = Section(problems, "", raw)
 
     name = top.get("name", f.name)
-    backend = top.get("backend", f.choice(*registry.NAMES), "netns")
+    backend = top.get("backend", f.choice(*registry.CHOICES), registry.AUTO)
 
     net = top.section("network")
     subnet = net.get("subnet", f.ipv4_network)
@@ -147,9 +148,10 @@ def _vagrant(s: Section) -> VagrantSettings | None:
         b = box_section.section(prov)
         box_name = b.get("name", f.ref)
         version = b.get("version", f.ref)
+        archs = b.words("architectures", f.choice(*ARCHITECTURES), ["amd64"])
         b.done()
-        if box_name and version:
-            boxes[prov] = Box(box_name, version)
+        if box_name and version and archs:
+            boxes[prov] = Box(box_name, version, archs)
     box_section.done()
     lv = s.section("libvirt", required=False)
     driver = lv.get("driver", f.choice("kvm", "qemu"), "kvm")

@@ -219,4 +219,5 @@ def test_the_registry_is_the_one_list_of_backends(lab_file: Path) -> None:
         assert made.name == entry.name and isinstance(made, package.BACKEND)
         assert callable(package.checks)
     backend_option = next(p for p in cli.params if p.name == "backend")
-    assert tuple(backend_option.type.choices) == registry.NAMES  # type: ignore[attr-defined]
+    assert tuple(backend_option.type.choices) == (  # type: ignore[attr-defined]
+        *registry.NAMES, registry.AUTO)

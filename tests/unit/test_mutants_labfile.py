@@ -102,7 +102,7 @@ IP = ipaddress.IPv4Address
 
 def test_the_repository_lab_loads_to_exactly_this_model() -> None:
     assert load_lab(REPO / "lab.yaml") == Lab(
-        name="mcast", backend="netns", subnet=ipaddress.IPv4Network("192.168.56.0/24"),
+        name="mcast", backend="auto", subnet=ipaddress.IPv4Network("192.168.56.0/24"),
         nic="eth1",
         hosts=(HostSpec("mcastsrc", "source", IP("192.168.56.12"), 1024, 1),
                HostSpec("k8s", "node", IP("192.168.56.11"), 4096, 2)),
@@ -111,8 +111,8 @@ def test_the_repository_lab_loads_to_exactly_this_model() -> None:
         pod_subnet=ipaddress.IPv4Network("10.244.0.0/16"),
         vagrant=VagrantSettings(
             "virtualbox",
-            {"virtualbox": Box("bento/ubuntu-24.04", "202502.21.0"),
-             "libvirt": Box("cloud-image/ubuntu-24.04", "20250805.0.0")},
+            {"virtualbox": Box("bento/ubuntu-24.04", "202510.26.0", ("amd64", "arm64")),
+             "libvirt": Box("cloud-image/ubuntu-24.04", "20250805.0.0", ("amd64",))},
             LibvirtSettings("kvm", None)),
         kubernetes=KubernetesSettings("1.36", "1.36.3-1.1", "registry.k8s.io/pause:3.10.2",
                                       "v0.27.4", "v4.3.0", "node", True),
@@ -142,7 +142,7 @@ def test_defaults_of_every_optional_key(here: Path) -> None:
     del data["vagrant"]["provider"]
     del data["kubernetes"]["iperf_image"]
     lab = _load(here, data)
-    assert (lab.backend, lab.nic) == ("netns", "eth1")
+    assert (lab.backend, lab.nic) == ("auto", "eth1")
     assert [(h.memory_mb, h.cpus) for h in lab.hosts] == [(1024, 1), (1024, 1)]
     a = lab.attachment
     assert (a.ifname, a.mode, a.cni_version, a.bcqueuelen) == ("eth1", "bridge", "0.3.1", None)

@@ -509,10 +509,24 @@ def ssh(c: Context, host_name: str, argv: tuple[str, ...]) -> None:
     if host_name not in {h.name for h in c.lab.hosts}:
         raise UsageError(f"no host {host_name!r} (hosts: "
                          f"{', '.join(h.name for h in c.lab.hosts)})")
+    from lab import hostos
+
     backend = c.backend(c.state())
     interactive = backend.interactive_argv(host_name, list(argv))
     sys.stdout.flush()
-    os.execvp(interactive[0], interactive)
+    raise SystemExit(hand_over(interactive, hostos.system()))
+
+
+def hand_over(argv: list[str], system: str) -> int:
+    """Give the terminal to `argv` (ssh) and end with its exit status. POSIX: `lab` becomes
+    it. Windows has no exec (os.execvp there starts the program and returns at once, and
+    the shell prompt comes back over the session): wait for it instead."""
+    if system == "windows":
+        import subprocess
+
+        return subprocess.call(argv)  # the user ends the session: no timeout
+    os.execvp(argv[0], argv)
+    raise AssertionError("execvp returned")
 
 
 @cli.command()

@@ -42,10 +42,11 @@ class Platform:
     def kernel_at_least(self, major: int, minor: int) -> bool:
         """Linux kernel release compared as numbers ("6.12.3-amd64" >= 6.12)."""
         m = re.match(r"(\d+)\.(\d+)", self.release)
-        return bool(m) and (int(m[1]), int(m[2])) >= (major, minor)
+        return m is not None and (int(m[1]), int(m[2])) >= (major, minor)
 
 
-def _system() -> str:
+def system() -> str:
+    """This OS in the words of `Platform.system`, without the rest of `current()`."""
     if sys.platform.startswith("linux"):
         return "linux"
     if sys.platform == "win32":
@@ -74,15 +75,15 @@ def _installer(system: str) -> str:
 
 
 def current() -> Platform:
-    system = _system()
+    system_ = system()
     machine = _platform.machine()
     geteuid = getattr(os, "geteuid", None)
-    return Platform(system=system, arch=ARCHITECTURES.get(machine, machine or "unknown"),
+    return Platform(system=system_, arch=ARCHITECTURES.get(machine, machine or "unknown"),
                     release=_platform.release(),
-                    wsl=system == "linux" and _is_wsl(),
+                    wsl=system_ == "linux" and _is_wsl(),
                     root=geteuid is not None and geteuid() == 0,
                     sudo=shutil.which("sudo") is not None,
-                    installer=_installer(system))
+                    installer=_installer(system_))
 
 
 # How each OS installs what the lab uses. A missing entry: no package there (the hint
@@ -96,8 +97,8 @@ PACKAGES: dict[str, dict[str, str]] = {
     "libvirt": {"apt": "libvirt-daemon-system qemu-system", "dnf": "libvirt qemu-kvm"},
     "iperf": {"apt": "iperf", "dnf": "iperf", "brew": "iperf", "winget": ""},
 }
-DOWNLOADS = {"vagrant": "https://developer.hashicorp.com/vagrant/install",
-             "virtualbox": "https://www.virtualbox.org/wiki/Downloads"}
+DOWNLOADS = {"vagrant": ("Vagrant", "https://developer.hashicorp.com/vagrant/install"),
+             "virtualbox": ("VirtualBox 7", "https://www.virtualbox.org/wiki/Downloads")}
 COMMANDS = {"apt": "sudo apt-get install {}", "dnf": "sudo dnf install {}",
             "brew": "brew install {}", "winget": "winget install --id {} -e"}
 
@@ -111,8 +112,10 @@ def install_hint(what: str, plat: Platform) -> str:
     if package:
         command = COMMANDS[installer].format(package)
         return command.removeprefix("sudo ") if plat.root else command
-    page = DOWNLOADS.get(what)
-    return f"download {what} from {page}" if page else f"install {what}"
+    if what in DOWNLOADS:
+        shown, page = DOWNLOADS[what]
+        return f"install {shown} from {page}"
+    return f"install {what}"
 
 
 # --- memory, read the OS's own way ------------------------------------------------------

@@ -7,7 +7,7 @@ What a backend creates is recorded here *before* it is created (write-ahead), so
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import importlib
 import json
 import os
 import sys
@@ -16,6 +16,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Protocol, Self, TypeVar
 
+from lab import hostos
 from lab.errors import BackendError, LabBusy
 
 STATE_VERSION = 1
@@ -109,22 +110,74 @@ class State:
             self._record = type(self._record).from_json({})
 
 
+# The holder's line is written over the start of the lock file, padded so that a shorter
+# line needs no truncation (Windows refuses to shorten a file part of which is locked).
+HOLDER_BYTES = 256
+# Windows locks byte ranges, and a locked range cannot be read by others: the lock is on
+# one byte far past the holder's line, which stays readable to whoever is refused.
+WINDOWS_LOCK_OFFSET = 1 << 20
+
+
+class _PosixLock:
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.fcntl = importlib.import_module("fcntl")
+
+    def acquire(self) -> bool:
+        try:
+            self.fcntl.flock(self.fd, self.fcntl.LOCK_EX | self.fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def release(self) -> None:
+        pass  # closing the descriptor releases it
+
+
+class _WindowsLock:
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.msvcrt = importlib.import_module("msvcrt")
+
+    def acquire(self) -> bool:
+        os.lseek(self.fd, WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+        try:
+            self.msvcrt.locking(self.fd, self.msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+    def release(self) -> None:
+        # Windows releases a closed file's locks "when the system gets to it": unlock now.
+        os.lseek(self.fd, WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+        self.msvcrt.locking(self.fd, self.msvcrt.LK_UNLCK, 1)
+
+
+def _read_at_start(fd: int) -> str:
+    os.lseek(fd, 0, os.SEEK_SET)
+    return os.read(fd, HOLDER_BYTES).decode(errors="replace").strip()
+
+
 @contextlib.contextmanager
-def lab_lock(directory: Path, what: str) -> Iterator[None]:
-    """Hold the lab's lock for a command that changes it; refuse at once if it is busy."""
+def lab_lock(directory: Path, what: str, system: str | None = None) -> Iterator[None]:
+    """Hold the lab's lock for a command that changes it; refuse at once if it is busy.
+    `system` (hostos' word for the OS) picks the lock call; this machine's by default."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+    lock = (_WindowsLock if (system or hostos.system()) == "windows" else _PosixLock)(fd)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another command"
+        if not lock.acquire():
+            holder = _read_at_start(fd) or "another command"
             raise LabBusy(f"lab is busy: {holder} holds {path}; wait for it to finish "
-                          "(or stop that command), then try again") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} ({what})\n".encode(), 0)
-        yield
+                          "(or stop that command), then try again")
+        try:
+            line = f"pid {os.getpid()} ({what})"[:HOLDER_BYTES - 1]
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, (line + "\n").ljust(HOLDER_BYTES).encode())
+            yield
+        finally:
+            lock.release()
     finally:
         os.close(fd)
 

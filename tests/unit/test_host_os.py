@@ -10,6 +10,8 @@ The Linux paths also run for real: `ThisMachine` below, and the whole suite.
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -371,3 +373,53 @@ def test_hand_over_waits_for_the_session_on_windows() -> None:
     from lab.cli import hand_over
 
     assert hand_over(["sh", "-c", "exit 7"], "windows") == 7
+
+
+# --- a whole `lab` process as Windows or macOS would run it ------------------------------
+
+OTHER_OS_PROCESS = SIMULATED_MSVCRT + '''
+# A SIMULATION of a Windows or macOS Python running `lab`: sys.platform says so, and on
+# Windows the POSIX-only modules cannot be imported (an import fails as it would there).
+# The libraries lab uses are imported first, as Linux's: their own ports are theirs to test.
+import ctypes, json, platform
+import click, fabric, rich.console, rich.table, yaml
+import mimetypes, tempfile, urllib.request, uuid, xml.sax.saxutils  # stdlib that branches too
+system = sys.argv.pop(1)
+if system == "win32":
+    for name in ("fcntl", "termios", "pwd", "grp", "resource"):
+        sys.modules[name] = None
+sys.platform = system
+from lab.cli import main
+sys.exit(main(sys.argv[1:]))
+'''
+
+
+def _other_os_lab(system: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", OTHER_OS_PROCESS, system, *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "150"})
+
+
+@pytest.mark.parametrize("system, shown, virtualbox", [
+    ("win32", "Windows", "winget install --id Oracle.VirtualBox -e"),
+    ("darwin", "macOS", "brew install --cask virtualbox"),
+])
+def test_lab_runs_as_a_windows_or_macos_process_would(
+        system: str, shown: str, virtualbox: str, tmp_path: Path) -> None:
+    data = base_lab()
+    del data["backend"]  # auto
+    (tmp_path / "lab.yaml").write_text(yaml.safe_dump(data))
+    helped = _other_os_lab(system, tmp_path, "--help")
+    assert helped.returncode == 0 and "Usage: lab" in helped.stdout, helped.stderr
+    down = _other_os_lab(system, tmp_path, "status")
+    assert down.returncode == 0 and "down" in down.stdout, down.stderr
+    refused = _other_os_lab(system, tmp_path, "--backend", "netns", "up")
+    assert refused.returncode == 2 and "--backend vagrant" in refused.stderr
+    assert f"this machine is {shown} " in refused.stderr
+    doctor = _other_os_lab(system, tmp_path, "doctor", "--json")
+    rows = {c["name"]: c for c in json.loads(doctor.stdout)}
+    assert rows["host"]["message"].startswith(shown)
+    assert "chose vagrant" in rows["host"]["message"]
+    assert "vbox-host-only" not in rows  # Vagrant skips networks.conf there (VirtualBox 7)
+    assert virtualbox in rows["virtualbox"]["fix"]
+    assert rows["memory"]["message"].startswith(f"unknown on {shown}")  # no kernel32/vm_stat

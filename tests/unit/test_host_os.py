@@ -33,6 +33,9 @@ from lab.state import lab_lock
 from tests.support import REPO, base_lab
 
 pytestmark = pytest.mark.portable
+# What checks this machine's own OS (Linux here; on the workflow's macOS and Windows
+# runners the simulations of them are not run: the real thing is).
+on_linux = pytest.mark.skipif(sys.platform != "linux", reason="this machine's Linux path")
 
 MAC_ARM = hostos.Platform("darwin", "arm64", "24.6.0", installer="brew")
 MAC_INTEL = hostos.Platform("darwin", "amd64", "23.6.0", installer="brew")
@@ -270,6 +273,7 @@ def test_a_virtualbox_newer_than_every_known_pairing_is_a_warning(tmp_path: Path
     assert not pair.ok and not pair.blocking and "7.3" in pair.message
 
 
+@on_linux
 def test_this_machine_answers_the_same_questions() -> None:
     """The real Linux machine through the same interface: what the simulations stand in for."""
     m = ThisMachine()
@@ -309,6 +313,7 @@ def test_install_hints_as_root_drop_sudo() -> None:
     assert hostos.install_hint("vagrant-libvirt", MAC_ARM).startswith("install ")
 
 
+@on_linux
 def test_platform_of_this_machine_is_read_once_and_labelled() -> None:
     here = hostos.current()
     assert here.label.startswith("Linux") and here.kernel_at_least(3, 0)
@@ -319,27 +324,32 @@ def test_platform_of_this_machine_is_read_once_and_labelled() -> None:
 
 SIMULATED_MSVCRT = '''
 # A SIMULATION of Windows' msvcrt.locking (byte-range locks, LK_NBLCK raises OSError when
-# another process holds the range), built on POSIX record locks, which behave alike.
-# subprocess decides whether it is on Windows by importing msvcrt: import it first.
-import fcntl, os, subprocess, sys, types
-msvcrt = types.ModuleType("msvcrt")
-msvcrt.LK_NBLCK, msvcrt.LK_UNLCK = 2, 0
-def locking(fd, mode, nbytes):
-    where = os.lseek(fd, 0, os.SEEK_CUR)
-    op = fcntl.LOCK_UN if mode == msvcrt.LK_UNLCK else fcntl.LOCK_EX | fcntl.LOCK_NB
-    try:
-        fcntl.lockf(fd, op, nbytes, where, os.SEEK_SET)
-    except BlockingIOError:
-        raise OSError(36, "Resource deadlock avoided") from None
-msvcrt.locking = locking
-sys.modules["msvcrt"] = msvcrt
+# another process holds the range), built on POSIX record locks, which behave alike. On
+# Windows itself the real one is used. subprocess decides whether it is on Windows by
+# importing msvcrt: it is imported first.
+import os, subprocess, sys, types
+if sys.platform != "win32":
+    import fcntl
+    msvcrt = types.ModuleType("msvcrt")
+    msvcrt.LK_NBLCK, msvcrt.LK_UNLCK = 2, 0
+    def locking(fd, mode, nbytes):
+        where = os.lseek(fd, 0, os.SEEK_CUR)
+        op = fcntl.LOCK_UN if mode == msvcrt.LK_UNLCK else fcntl.LOCK_EX | fcntl.LOCK_NB
+        try:
+            fcntl.lockf(fd, op, nbytes, where, os.SEEK_SET)
+        except BlockingIOError:
+            raise OSError(36, "Resource deadlock avoided") from None
+    msvcrt.locking = locking
+    sys.modules["msvcrt"] = msvcrt
 '''
 
 
-@pytest.mark.parametrize("system", ["linux", "windows"])
+@pytest.mark.parametrize("system", [
+    pytest.param("linux", marks=pytest.mark.skipif(sys.platform == "win32", reason="POSIX")),
+    "windows"])
 def test_a_held_lock_refuses_another_process_and_names_the_holder(
         system: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    if system == "windows":  # this process takes the Windows path too
+    if system == "windows" and sys.platform != "win32":  # this process takes it too
         saved = sys.modules.get("msvcrt")
         exec(SIMULATED_MSVCRT, {})
         simulated = sys.modules.pop("msvcrt")
@@ -369,6 +379,7 @@ def test_a_held_lock_refuses_another_process_and_names_the_holder(
         assert text.split("\n")[0].endswith("(lab destroy)") and text.strip().count("\n") == 0
 
 
+@on_linux
 def test_hand_over_waits_for_the_session_on_windows() -> None:
     from lab.cli import hand_over
 
@@ -397,9 +408,12 @@ sys.exit(main(sys.argv[1:]))
 def _other_os_lab(system: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", OTHER_OS_PROCESS, system, *args], cwd=cwd,
                           capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "150"})
+                          env={**os.environ, "COLUMNS": "150",
+                               "PYTHONPATH": os.pathsep.join(
+                                   p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)})
 
 
+@on_linux
 @pytest.mark.parametrize("system, shown, virtualbox", [
     ("win32", "Windows", "winget install --id Oracle.VirtualBox -e"),
     ("darwin", "macOS", "brew install --cask virtualbox"),

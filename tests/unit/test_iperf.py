@@ -9,6 +9,9 @@ import pytest
 
 from lab.run import iperf
 
+# Runs on every OS (the GitHub workflow's selection; see README "Every laptop").
+pytestmark = pytest.mark.portable
+
 DATA = Path(__file__).resolve().parent.parent / "data" / "iperf"
 
 

@@ -17,6 +17,9 @@ from lab.model.scenario import Case, resolve_scenarios
 from lab.run.runner import receiver_pod_specs
 from tests.support import REPO
 
+# Runs on every OS (the GitHub workflow's selection; see README "Every laptop").
+pytestmark = pytest.mark.portable
+
 LAB = load_lab(REPO / "lab.yaml")
 K8S_VERSION = f"{LAB.kubernetes.minor}.0"
 

@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import ipaddress
 
+import pytest
+
 from lab.run import iperf
 from tests.support import REPO
+
+# Runs on every OS (the GitHub workflow's selection; see README "Every laptop").
+pytestmark = pytest.mark.portable
 
 DATA = REPO / "tests" / "data" / "iperf"
 

@@ -10,6 +10,9 @@ import pytest
 from lab.model.labfile import load_lab
 from tests.support import REPO
 
+# Runs on every OS (the GitHub workflow's selection; see README "Every laptop").
+pytestmark = pytest.mark.portable
+
 
 def test_nad_config_is_the_whole_macvlan_config() -> None:
     lab = load_lab(REPO / "lab.yaml")

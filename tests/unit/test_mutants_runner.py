@@ -22,6 +22,9 @@ from lab.run.outcome import CaseOutcome, ReceiverOutcome, overall_verdict
 from lab.run.runner import Endpoint, _outcome, _receiver_outcome, judge
 from tests.support import REPO
 
+# Runs on every OS (the GitHub workflow's selection; see README "Every laptop").
+pytestmark = pytest.mark.portable
+
 DATA = REPO / "tests" / "data" / "iperf"
 FIVE_M = (DATA / "server-2s-5M.csv").read_text()  # 895 datagrams, a final report
 SENT_5M = 895  # as parse_client_sent reports the sender of that stream ("Sent 896")

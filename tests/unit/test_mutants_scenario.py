@@ -17,6 +17,9 @@ from lab.model.labfile import load_lab
 from lab.model.scenario import Expectation, format_rate, load_scenario, resolve_scenarios
 from tests.support import REPO
 
+# Runs on every OS (the GitHub workflow's selection; see README "Every laptop").
+pytestmark = pytest.mark.portable
+
 
 @pytest.fixture
 def lab() -> Lab:

@@ -12,6 +12,9 @@ import pytest
 
 from lab.capture import pcap
 
+# Runs on every OS (the GitHub workflow's selection; see README "Every laptop").
+pytestmark = pytest.mark.portable
+
 DATA = Path(__file__).parent.parent / "data" / "pcap"
 GROUP = "224.0.67.67"
 POD = "192.168.56.13"

@@ -22,6 +22,9 @@ from rich.console import Console
 from lab.report.console import print_summary
 from lab.run.outcome import from_json
 
+# Runs on every OS (the GitHub workflow's selection; see README "Every laptop").
+pytestmark = pytest.mark.portable
+
 DATA = Path(__file__).resolve().parent.parent / "data" / "summaries"
 WIDTHS = (150, 80)  # full table first: old and new layouts differ most at 80
 VERDICT_WORDS = ("PASS", "FAIL", "ERROR")

@@ -21,6 +21,9 @@ from lab.report.html import changes, write_report
 from lab.run.outcome import from_json, read_summary
 from tests.support import base_lab
 
+# Runs on every OS (the GitHub workflow's selection; see README "Every laptop").
+pytestmark = pytest.mark.portable
+
 DATA = Path(__file__).resolve().parent.parent / "data" / "summaries"
 
 

@@ -12,11 +12,16 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+import pytest
+
 from lab.command import Result
 from lab.diagnose.archive import REDACTED, scrub
 from lab.diagnose.selfcheck import kube_checks
 from lab.model.labfile import load_lab
 from tests.support import REPO
+
+# Runs on every OS (the GitHub workflow's selection; see README "Every laptop").
+pytestmark = pytest.mark.portable
 
 LAB = load_lab(REPO / "lab.yaml")
 

@@ -20,6 +20,9 @@ from lab.errors import BackendError
 from lab.model.labfile import load_lab
 from tests.support import REPO
 
+# Runs on every OS (the GitHub workflow's selection; see README "Every laptop").
+pytestmark = pytest.mark.portable
+
 DATA = Path(__file__).resolve().parent.parent / "data" / "vagrant"
 
 def test_status_parser_on_real_output() -> None:

@@ -89,7 +89,7 @@ def current() -> Platform:
 # How each OS installs what the lab uses. A missing entry: no package there (the hint
 # then names the download page).
 PACKAGES: dict[str, dict[str, str]] = {
-    "vagrant": {"apt": "vagrant", "dnf": "vagrant", "brew": "--cask vagrant",
+    "vagrant": {"apt": "vagrant", "dnf": "vagrant", "brew": "hashicorp/tap/hashicorp-vagrant",
                 "winget": "Hashicorp.Vagrant"},
     # Linux distributions do not ship VirtualBox 7: the hint there is Oracle's page.
     "virtualbox": {"brew": "--cask virtualbox", "winget": "Oracle.VirtualBox"},

@@ -155,3 +155,51 @@ def test_clean_cache_refuses_unknown_arguments() -> None:
     proc = subprocess.run([str(REPO / "scripts" / "clean-cache"), "--all"], capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 2 and "usage: scripts/clean-cache" in proc.stderr
+
+
+# scripts/setup on other systems: SIMULATED with stand-ins on PATH (a `uname` that says
+# Darwin; a machine with dnf and rpm but no apt-get). --dry-run says what it would install.
+
+def _stand_ins(folder: Path, scripts: dict[str, str], real: tuple[str, ...]) -> str:
+    folder.mkdir()
+    for name, body in scripts.items():
+        (folder / name).write_text(f"#!/bin/sh\n{body}\n")
+        (folder / name).chmod(0o755)
+    for name in real:
+        (folder / name).symlink_to(shutil.which(name) or name)
+    return str(folder)
+
+
+def test_setup_on_macos_installs_the_tool_only_and_names_virtualbox_and_vagrant(
+        tmp_path: Path) -> None:
+    path = _stand_ins(tmp_path / "bin", {"uname": "echo Darwin"}, ())
+    out = subprocess.run([str(REPO / "scripts" / "setup"), "--dry-run"], capture_output=True,
+                         text=True, timeout=60,
+                         env={"PATH": f"{path}:/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert "apt-get" not in out.stdout and "dnf" not in out.stdout
+    assert "would run: .venv/bin/python -m pip install" in out.stdout
+    assert "brew install --cask virtualbox && brew install hashicorp/tap/hashicorp-vagrant" \
+        in out.stdout
+    refused = subprocess.run([str(REPO / "scripts" / "setup"), "--dry-run", "--test"],
+                             capture_output=True, text=True, timeout=60,
+                             env={"PATH": f"{path}:/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert refused.returncode == 2 and "[portable-test]" in refused.stderr
+
+
+def test_setup_with_dnf_names_fedoras_packages(tmp_path: Path) -> None:
+    path = _stand_ins(tmp_path / "bin", {"dnf": "exit 0", "rpm": "exit 1"},
+                      ("bash", "dirname", "uname"))
+    out = subprocess.run([str(REPO / "scripts" / "setup"), "--dry-run"], capture_output=True,
+                         text=True, timeout=60, env={"PATH": path, "HOME": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert "would run: dnf install -y -q python3 python3-pip iproute iperf " \
+           "containernetworking-plugins procps-ng coreutils tcpdump" in out.stdout
+    assert "apt-get" not in out.stdout
+
+
+def test_setup_without_a_known_installer_says_what_to_install(tmp_path: Path) -> None:
+    path = _stand_ins(tmp_path / "bin", {}, ("bash", "dirname", "uname"))
+    out = subprocess.run([str(REPO / "scripts" / "setup"), "--dry-run"], capture_output=True,
+                         text=True, timeout=60, env={"PATH": path, "HOME": str(tmp_path)})
+    assert out.returncode == 2 and "no apt-get or dnf here" in out.stderr

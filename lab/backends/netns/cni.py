@@ -12,8 +12,9 @@ from lab import command
 from lab.backends.netns.netlink import in_netns
 from lab.errors import BackendError
 
-# Debian's containernetworking-plugins installs here; the upstream tarball uses /opt/cni/bin.
-CNI_DIRS = (Path("/usr/lib/cni"), Path("/opt/cni/bin"))
+# Debian's containernetworking-plugins installs here, Fedora's in /usr/libexec/cni; the
+# upstream tarball (and Kubernetes' kubernetes-cni package) uses /opt/cni/bin.
+CNI_DIRS = (Path("/usr/lib/cni"), Path("/usr/libexec/cni"), Path("/opt/cni/bin"))
 CNI_TIMEOUT_S = 30.0
 
 

@@ -95,7 +95,12 @@ PACKAGES: dict[str, dict[str, str]] = {
     "virtualbox": {"brew": "--cask virtualbox", "winget": "Oracle.VirtualBox"},
     "vagrant-libvirt": {"apt": "vagrant-libvirt", "dnf": "vagrant-libvirt"},
     "libvirt": {"apt": "libvirt-daemon-system qemu-system", "dnf": "libvirt qemu-kvm"},
-    "iperf": {"apt": "iperf", "dnf": "iperf", "brew": "iperf", "winget": ""},
+    # What the netns backend runs (Linux only).
+    "iperf": {"apt": "iperf", "dnf": "iperf"},
+    "ip": {"apt": "iproute2", "dnf": "iproute"},
+    "timeout": {"apt": "coreutils", "dnf": "coreutils"},
+    "tcpdump": {"apt": "tcpdump", "dnf": "tcpdump"},
+    "cni-plugins": {"apt": "containernetworking-plugins", "dnf": "containernetworking-plugins"},
 }
 DOWNLOADS = {"vagrant": ("Vagrant", "https://developer.hashicorp.com/vagrant/install"),
              "virtualbox": ("VirtualBox 7", "https://www.virtualbox.org/wiki/Downloads")}

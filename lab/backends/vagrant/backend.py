@@ -295,6 +295,9 @@ class VagrantBackend(Backend):
         if host not in self.record.ssh:
             raise BackendError(f"lab {self.lab.name} has no VM {host} yet; run `lab up` first")
         t = self.record.ssh[host]
+        # /dev/null also on Windows: Win32-OpenSSH maps that very string to NUL (its
+        # win32compat NULL_DEVICE), as Vagrant's own `vagrant ssh` relies on; os.devnull
+        # there is "nul", which that mapping does not match and ssh would create as a file.
         login = ["ssh", "-t", "-i", t.identity_file, "-p", str(t.port), "-o",
                  "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                  f"{t.user}@{t.hostname}"]

@@ -59,3 +59,4 @@ class PodSpec:
     case: str
     receiver_argv: tuple[str, ...]
     listen_s: int
+    node: str = ""  # the node it runs on; "" the lab's first node

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lab.check import Check
+from lab.errors import BackendError
 from lab.host import Host, PodSpec
 from lab.model.lab import Lab
 from lab.state import State
@@ -122,6 +123,13 @@ class Backend(ABC):
         """The receiver pods that exist now (during a run), by receiver name: for `lab igmp`
         and `lab capture`. A backend with no pods has none."""
         return {}
+
+    def port_tx_packets(self) -> dict[str, int]:
+        """Packets the lab switch has sent so far out of each host's port, by host: what a
+        scenario's `expect_port` is judged on. A backend whose switch has no readable ports
+        says so."""
+        raise BackendError(f"the {self.name} backend cannot read the lab switch's ports "
+                           "(expect_port)")
 
     @abstractmethod
     def lab_nic(self, host: str) -> str:

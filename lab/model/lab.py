@@ -39,8 +39,10 @@ class Attachment:
     # once. -1: never queued. None: the kernel's (1). Applied by the netns backend.
     bclim: int | None = None
 
-    def cni_config(self, *, master: str, subnet: Net4) -> dict[str, Any]:
-        """The NAD's `spec.config`, as Multus receives it (no "name": Multus adds it)."""
+    def cni_config(self, *, master: str, subnet: Net4, start: IPv4 | None = None,
+                   end: IPv4 | None = None) -> dict[str, Any]:
+        """The NAD's `spec.config`, as Multus receives it (no "name": Multus adds it);
+        `start`-`end` a node's share of the range (see `Lab.node_range`)."""
         config: dict[str, Any] = {
             "cniVersion": self.cni_version,
             "type": "macvlan",
@@ -49,8 +51,8 @@ class Attachment:
             "ipam": {
                 "type": "host-local",
                 "subnet": str(subnet),
-                "rangeStart": str(self.range_start),
-                "rangeEnd": str(self.range_end),
+                "rangeStart": str(start or self.range_start),
+                "rangeEnd": str(end or self.range_end),
             },
         }
         if self.bcqueuelen is not None:
@@ -108,6 +110,21 @@ class KubernetesSettings:
 
 
 @dataclass(frozen=True)
+class SwitchSettings:
+    """The lab switch between the hosts (lab.yaml `switch:`): a Linux bridge on the netns
+    backend. IGMP snooping forwards a group only to ports where a member joined; the
+    bridge's snooping acts only while a querier exists, so the bridge can be one."""
+
+    igmp_snooping: bool = False
+    igmp_querier: bool = False
+    igmp_version: int = 2  # of the querier's queries: 2 or 3
+
+
+# The pod network of a node when the lab has several: a /24 each, as flannel hands out.
+NODE_POD_PREFIX = 24
+
+
+@dataclass(frozen=True)
 class Lab:
     name: str
     backend: str
@@ -119,6 +136,9 @@ class Lab:
     vagrant: VagrantSettings
     kubernetes: KubernetesSettings
     source: Path  # the lab file; the project directory is its folder
+    # Declared in lab.yaml (`switch:`), or None: two hosts are then wired back to back,
+    # more share a switch that floods (no snooping).
+    switch: SwitchSettings | None = None
 
     @property
     def project_dir(self) -> Path:
@@ -137,11 +157,57 @@ class Lab:
 
     @property
     def node(self) -> HostSpec:
+        """The first node: the control plane, and where pods go unless placed."""
         return next(h for h in self.hosts if h.role == "node")
+
+    @property
+    def nodes(self) -> tuple[HostSpec, ...]:
+        return tuple(h for h in self.hosts if h.role == "node")
+
+    @property
+    def has_switch(self) -> bool:
+        """Whether the hosts meet on a switch (with ports to count traffic on)."""
+        return self.switch is not None or len(self.hosts) > 2
+
+    def _node_index(self, node: str) -> int:
+        names = [n.name for n in self.nodes]
+        if node not in names:
+            raise KeyError(node)
+        return names.index(node)
+
+    def node_range(self, node: str) -> tuple[IPv4, IPv4]:
+        """The node's share of attachment.range: the whole range with one node; with
+        several, equal consecutive slices in the nodes' order (the last takes the rest),
+        so that host-local on two nodes never hands out one address twice."""
+        i, n = self._node_index(node), len(self.nodes)
+        start, end = self.attachment.range_start, self.attachment.range_end
+        if n == 1:
+            return start, end
+        size = (int(end) - int(start) + 1) // n
+        first = start + i * size
+        return first, (end if i == n - 1 else first + size - 1)
+
+    def node_pod_subnet(self, node: str) -> Net4:
+        """The node's pod network: pod_network.subnet with one node; with several, the
+        node's /24 of it, as flannel gives each node its own."""
+        i = self._node_index(node)
+        if len(self.nodes) == 1:
+            return self.pod_subnet
+        return next(s for k, s in enumerate(self.pod_subnet.subnets(new_prefix=NODE_POD_PREFIX))
+                    if k == i)
+
+    def pod_capacity(self, node: str) -> tuple[int, int]:
+        """(attached pods, pods) one node can hold: its share of the range, and the
+        addresses of its pod network (less network, gateway and broadcast)."""
+        start, end = self.node_range(node)
+        return int(end) - int(start) + 1, self.node_pod_subnet(node).num_addresses - 3
 
     @property
     def sources(self) -> tuple[HostSpec, ...]:
         return tuple(h for h in self.hosts if h.role == "source")
 
-    def nad_config(self, master: str) -> dict[str, Any]:
-        return self.attachment.cni_config(master=master, subnet=self.subnet)
+    def nad_config(self, master: str, node: str | None = None) -> dict[str, Any]:
+        """The NAD's config; for `node`, with that node's share of the range."""
+        start, end = self.node_range(node) if node is not None else (None, None)
+        return self.attachment.cni_config(master=master, subnet=self.subnet, start=start,
+                                          end=end)

@@ -9,6 +9,7 @@ from lab import registry
 from lab.model import fields as f
 from lab.model.fields import Problems, Section
 from lab.model.lab import (
+    NODE_POD_PREFIX,
     Attachment,
     Box,
     DirectBoot,
@@ -16,6 +17,7 @@ from lab.model.lab import (
     KubernetesSettings,
     Lab,
     LibvirtSettings,
+    SwitchSettings,
     VagrantSettings,
 )
 
@@ -60,13 +62,49 @@ def load_lab(path: Path) -> Lab:
 
     vagrant = _vagrant(top.section("vagrant"))
     kubernetes = _kubernetes(top.section("kubernetes"))
+    switch = _switch(top.section("switch", required=False)) if top.has("switch") else None
+    _room_per_node(problems, hosts, attachment, pod_subnet)
     top.done()
     problems.raise_if_any()
     assert name and backend and subnet and nic and attachment and pod_subnet
     assert vagrant and kubernetes
     return Lab(name=name, backend=backend, subnet=subnet, nic=nic, hosts=tuple(hosts),
                attachment=attachment, pod_subnet=pod_subnet, vagrant=vagrant,
-               kubernetes=kubernetes, source=path)
+               kubernetes=kubernetes, source=path, switch=switch)
+
+
+def _switch(s: Section) -> SwitchSettings | None:
+    snooping = s.get("igmp_snooping", f.boolean, False)
+    querier = s.get("igmp_querier", f.boolean, False)
+    version = s.get("igmp_version", f.integer(2, 3), 2)
+    s.done()
+    if querier and snooping is False:
+        s.problems.add(s.key("igmp_querier"), "needs igmp_snooping: true (the lab switch "
+                       "is a Linux bridge, whose querier is part of its snooping)")
+        return None
+    if snooping is None or querier is None or version is None:
+        return None
+    return SwitchSettings(snooping, querier, version)
+
+
+def _room_per_node(problems: Problems, hosts: list[HostSpec], attachment: Attachment | None,
+                   pod_subnet: f.ipaddress.IPv4Network | None) -> None:
+    """With several nodes, each gets a slice of the attachment's range and a /24 of the
+    pod network (Lab.node_range, Lab.node_pod_subnet): both must have room for all."""
+    nodes = [h for h in hosts if h.role == "node"]
+    if len(nodes) < 2:
+        return
+    if attachment is not None:
+        size = int(attachment.range_end) - int(attachment.range_start) + 1
+        if size < len(nodes):
+            problems.add("attachment.range", f"{size} address(es) cannot be shared by "
+                         f"{len(nodes)} nodes (each node hands out its own slice)")
+    if pod_subnet is not None:
+        room = 2 ** max(NODE_POD_PREFIX - pod_subnet.prefixlen, 0) \
+            if pod_subnet.prefixlen <= NODE_POD_PREFIX else 0
+        if room < len(nodes):
+            problems.add("pod_network.subnet", f"{pod_subnet} holds {room} /24 network(s); "
+                         f"{len(nodes)} nodes need one each")
 
 
 def _hosts(top: Section, problems: Problems, subnet: f.ipaddress.IPv4Network | None
@@ -102,9 +140,8 @@ def _hosts(top: Section, problems: Problems, subnet: f.ipaddress.IPv4Network | N
             hosts.append(HostSpec(name, role, address, memory, cpus))
     roles = [h.role for h in hosts]
     if hosts and len(hosts) == len(top.data.get("hosts") or []):
-        if roles.count("node") != 1:
-            problems.add("hosts", f"needs exactly one host with role: node "
-                         f"(found {roles.count('node')})")
+        if roles.count("node") < 1:
+            problems.add("hosts", "needs at least one host with role: node (found none)")
         if roles.count("source") < 1:
             problems.add("hosts", "needs at least one host with role: source")
     return hosts

@@ -43,16 +43,41 @@ class ReceiverSpec:
     count: int
     attachment: bool
     expect: Expectation
+    # Pods: the node of each member, in members() order (`node: k8s-2`, or `spread` over
+    # the nodes in turn). Empty for a host receiver.
+    nodes: tuple[str, ...] = ()
 
     def members(self) -> list[str]:
         """The names of this group's receivers: the group's name, or `name-1` ... `name-N`."""
         return [self.name] if self.count == 1 else \
             [f"{self.name}-{i + 1}" for i in range(self.count)]
 
+    def node_of(self, member: str) -> str:
+        """Where a member runs: its node (pods), or the host (a host receiver)."""
+        return self.nodes[self.members().index(member)] if self.nodes else self.host
+
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "placement": self.placement, "host": self.host,
-                "iface": self.iface, "count": self.count, "attachment": self.attachment,
-                "expect": self.expect.as_dict()}
+        data: dict[str, Any] = {
+            "name": self.name, "placement": self.placement, "host": self.host,
+            "iface": self.iface, "count": self.count, "attachment": self.attachment,
+            "expect": self.expect.as_dict()}
+        if len(set(self.nodes)) > 1:
+            data["nodes"] = list(self.nodes)
+        return data
+
+
+@dataclass(frozen=True)
+class PortExpectation:
+    """How much of the group's traffic a host's port on the lab switch carries during the
+    send (`expect_port:`): `none` (at most PORT_NONE_SHARE of the datagrams sent: queries
+    and ARP, never the stream) or `all` (at least every datagram sent)."""
+
+    host: str
+    traffic: str  # "none" or "all"
+
+    def describe(self) -> str:
+        return "carries none of the group" if self.traffic == "none" else \
+            "carries all of the group"
 
 
 @dataclass(frozen=True)
@@ -72,6 +97,7 @@ class Scenario:
     # Where tcpdump runs during each case: hosts of the lab (on their lab NIC) and receivers
     # of this scenario (on the interface they receive on).
     capture: tuple[str, ...] = ()
+    expect_port: tuple[PortExpectation, ...] = ()
 
     def cases(self) -> list[Case]:
         return [Case(self, r, f"{self.name}@{format_rate(r)}" if len(self.rates) > 1
@@ -94,7 +120,9 @@ class Case:
                 "receive_buffer": s.receive_buffer,
                 "sender": {"host": s.sender_host, "bind": str(s.sender_bind)},
                 "receivers": [r.as_dict() for r in s.receivers],
-                "capture": list(s.capture)}
+                "capture": list(s.capture),
+                **({"expect_port": [{"host": p.host, "traffic": p.traffic}
+                                    for p in s.expect_port]} if s.expect_port else {})}
 
 
 def format_rate(bps: int) -> str:
@@ -161,12 +189,36 @@ def load_scenario(path: Path, lab: Lab) -> Scenario:
     receivers = _receivers(top, problems, lab, default_expect, sender_host,
                            top.has("expect"))
     capture = _capture_points(top, problems, lab, receivers)
+    ports = _port_expectations(top, problems, lab)
     top.done()
     problems.raise_if_any()
     assert name is not None and group is not None and port and duration and ttl
     assert sender_host is not None and bind is not None
     return Scenario(name, description or "", group, port, tuple(rates), duration, ttl, buffer,
-                    sender_host, bind, tuple(receivers), path, tuple(capture))
+                    sender_host, bind, tuple(receivers), path, tuple(capture), tuple(ports))
+
+
+def _port_expectations(top: Section, problems: Problems, lab: Lab) -> list[PortExpectation]:
+    """`expect_port: [{host: k8s-2, traffic: none|all}, ...]`: each a host of the lab,
+    once, on a lab with a switch (two hosts without `switch:` are wired back to back)."""
+    found: list[PortExpectation] = []
+    hosts = [h.name for h in lab.hosts]
+    for key, item in top.items("expect_port", required=False):
+        s = Section(problems, key, item)
+        host = s.get("host", f.name)
+        traffic = s.get("traffic", f.choice("none", "all"))
+        s.done()
+        if host is not None and host not in hosts:
+            problems.add(s.key("host"), f"no host {host!r} (hosts: {', '.join(hosts)})")
+        elif host in {p.host for p in found}:
+            problems.add(s.key("host"), f"{host!r} is listed twice")
+        elif host and traffic:
+            found.append(PortExpectation(host, traffic))
+    if found and not lab.has_switch:
+        problems.add("expect_port", f"needs a lab switch with a port per host: declare "
+                     f"`switch:` in {shown_path(lab.source)} (its two hosts are otherwise "
+                     "wired back to back)")
+    return found
 
 
 def _capture_points(top: Section, problems: Problems, lab: Lab,
@@ -207,15 +259,26 @@ def _expectation(s: Section, problems: Problems, fallback: Expectation | None
     return Expectation(receive, pct)
 
 
+SPREAD = "spread"  # `node: spread`: a pod group's members over the nodes in turn
+
+
 def _receivers(top: Section, problems: Problems, lab: Lab, default: Expectation | None,
                sender_host: str | None, default_given: bool) -> list[ReceiverSpec]:
     result: list[ReceiverSpec] = []
     names: set[str] = set()
+    keys: dict[str, str] = {}  # receiver name -> its key in the file
     for key, item in top.items("receivers"):
         s = Section(problems, key, item)
         name = s.get("name", f.name)
         placement = s.get("placement", f.choice("host", "pod"), "host")
-        host = s.get("host", f.name, lab.node.name)
+        node_word = s.get("node", f.name, None)
+        given_host = s.get("host", f.name, None)
+        if placement == "pod" and node_word is not None and s.has("host"):
+            problems.add(s.key("node"), "give the pods' node once: node: (or host:)")
+        if placement != "pod":
+            node_word = None  # refused below: node: is for pods
+        host = node_word if node_word not in (None, SPREAD) else \
+            (given_host or lab.node.name)
         count = s.get("count", f.integer(1, 1024), 1)
         attachment = s.get("attachment", f.boolean, True)
         iface_default = None if placement == "host" else \
@@ -223,7 +286,7 @@ def _receivers(top: Section, problems: Problems, lab: Lab, default: Expectation 
         iface = s.get("iface", f.ifname, iface_default)
         expect = _expectation(s.section("expect", required=False), problems, default)
         if placement == "host":
-            for only_pods in ("count", "attachment"):
+            for only_pods in ("count", "attachment", "node"):
                 if s.has(only_pods):
                     problems.add(s.key(only_pods), "applies to placement: pod only")
         s.done()
@@ -231,11 +294,16 @@ def _receivers(top: Section, problems: Problems, lab: Lab, default: Expectation 
             if name in names:
                 problems.add(s.key("name"), f"duplicate receiver name {name!r}")
             names.add(name)
+            keys.setdefault(name, key)
         if host is not None:
             if host not in {h.name for h in lab.hosts}:
-                problems.add(s.key("host"), f"no host {host!r} in {shown_path(lab.source)}")
-            elif placement == "pod" and host != lab.node.name:
-                problems.add(s.key("host"), f"pods run on the node {lab.node.name!r}, "
+                problems.add(s.key("node" if node_word else "host"),
+                             f"no host {host!r} in {shown_path(lab.source)}"
+                             + (f" (nodes: {', '.join(n.name for n in lab.nodes)})"
+                                if placement == "pod" else ""))
+            elif placement == "pod" and host not in {n.name for n in lab.nodes}:
+                problems.add(s.key("node" if node_word else "host"),
+                             f"pods run on a node ({', '.join(n.name for n in lab.nodes)}), "
                              f"not on {host!r}")
             elif placement == "host" and host == sender_host:
                 problems.add(s.key("host"), f"{host!r} is the sender; a receiver on the "
@@ -246,9 +314,41 @@ def _receivers(top: Section, problems: Problems, lab: Lab, default: Expectation 
             elif not s.data.get("expect"):
                 problems.add(s.key("expect"), "is empty: give receive: true or false")
         if name and placement and host and count and attachment is not None and expect:
+            nodes: tuple[str, ...] = ()
+            if placement == "pod":
+                names_ = [n.name for n in lab.nodes]
+                nodes = tuple(names_[i % len(names_)] for i in range(count)) \
+                    if node_word == SPREAD else (host,) * count
             result.append(ReceiverSpec(name, placement, host, iface, count,
-                                       attachment and placement == "pod", expect))
+                                       attachment and placement == "pod", expect, nodes))
+    _pods_fit(result, problems, lab, keys)
     return result
+
+
+def _pods_fit(receivers: list[ReceiverSpec], problems: Problems, lab: Lab,
+              keys: dict[str, str]) -> None:
+    """No node gets more pods than it has addresses for (Lab.pod_capacity): its share of
+    the attachment's range for attached pods, its pod network for all."""
+    attached: dict[str, int] = {}
+    every: dict[str, int] = {}
+    known = {n.name for n in lab.nodes}
+    for r in receivers:
+        for node in r.nodes:
+            if node not in known:
+                continue  # refused already, under the receiver's node
+            every[node] = every.get(node, 0) + 1
+            if r.attachment:
+                attached[node] = attached.get(node, 0) + 1
+            room_attached, room = lab.pod_capacity(node)
+            if r.attachment and attached[node] == room_attached + 1:
+                start, end = lab.node_range(node)
+                problems.add(keys[r.name] + ".count",
+                             f"more attached pods on {node} than its share of "
+                             f"attachment.range holds ({room_attached}: {start}-{end})")
+            if every[node] == room + 1:
+                problems.add(keys[r.name] + ".count",
+                             f"more pods on {node} than its pod network "
+                             f"{lab.node_pod_subnet(node)} holds ({room})")
 
 
 def resolve_scenarios(args: list[str], lab: Lab) -> list[Scenario]:

@@ -66,6 +66,11 @@ def print_summary(console: Console, summary: RunSummary) -> None:
     for case in summary.scenarios:
         if case.error:
             console.print(f"[red]{case.name}: error:[/red] {case.error}", markup=True)
+        for port in case.ports:
+            console.print(f"{case.name}: switch port of {port.host}: {port.packets} packets "
+                          f"of {case.sent if case.sent is not None else '?'} sent, expected "
+                          f"{port.expect}: {port.verdict.upper()}",
+                          markup=False)
         if case.sender_held_back:
             console.print(f"note: {case.name}: the sender reached "
                           f"{_mbps(case.sent_rate_bps)} of the {_mbps(case.rate_bps)} asked "

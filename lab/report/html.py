@@ -121,7 +121,8 @@ def _receivers_table(case: CaseOutcome) -> str:
     rows = []
     for r in case.receivers:
         where = f"{r.host} {r.iface}" if r.placement == "host" else \
-            f"pod {r.iface} ({'with' if r.attachment else 'without'} the attachment)"
+            f"pod on {r.host}, {r.iface} ({'with' if r.attachment else 'without'} the " \
+            "attachment)"
         rows.append([_e(r.name), _e(where), _e(case.sent), _e(r.received), _e(r.loss_pct),
                      _e(r.jitter_ms), _e(r.expect), _verdict(r.verdict)])
     return _table(("receiver", "on", "sent", "received", "loss %", "jitter ms", "expected",
@@ -142,6 +143,16 @@ def _captures(case: CaseOutcome) -> str:
                                if c.error else "")]
          for c in case.captures), {2, 3, 4}))
     return "".join(parts)
+
+
+def _ports(case: CaseOutcome) -> str:
+    if not case.ports:
+        return ""
+    return "<h4>Lab switch ports (packets sent toward each host while the sender sent)" \
+        "</h4>" + _table(("host", "packets", "datagrams sent", "expected", "verdict"),
+                         ([_e(p.host), _e(p.packets), _e(case.sent),
+                           _e(f"{p.expect} of the group"), _verdict(p.verdict)]
+                          for p in case.ports), {1, 2})
 
 
 def _igmp_cell(c: CaptureOutcome) -> str:
@@ -166,7 +177,8 @@ def _case_section(case: CaseOutcome) -> str:
     return (f'<h3 id="case-{_e(case.name)}">{_e(case.name)} {_verdict(case.verdict)}</h3>'
             f"<p>{_e(case.group)}, {case.rate_bps / 1e6:g} Mbit/s for {case.duration_s} s; "
             f"sent {_e(case.sent)} datagrams{_sender_rate(case)}; scenario file "
-            f"<code>{_e(case.file)}</code></p>{error}{_receivers_table(case)}{_captures(case)}")
+            f"<code>{_e(case.file)}</code></p>{error}{_receivers_table(case)}{_ports(case)}"
+            f"{_captures(case)}")
 
 
 def write_report(folder: Path, summary: RunSummary) -> Path:

@@ -83,6 +83,30 @@ class CaptureOutcome:
     error: str | None = None
 
 
+# A port expected to carry none of the group may still carry the switch's own queries and
+# ARP: at most this share of the datagrams sent, plus a few packets.
+PORT_NONE_SHARE = 0.01
+PORT_SLACK_PACKETS = 20
+
+
+@dataclass(frozen=True)
+class PortOutcome:
+    """What one host's port on the lab switch carried during the send (`expect_port`)."""
+
+    host: str
+    expect: str  # "none" or "all"
+    packets: int  # sent out of the port toward the host while the sender sent
+    verdict: str  # pass, fail, or error (the case went wrong: nothing judged)
+
+
+def judge_port(expect: str, packets: int, sent: int | None) -> str:
+    if not sent:
+        return "fail"
+    if expect == "all":
+        return "pass" if packets >= sent else "fail"
+    return "pass" if packets <= PORT_NONE_SHARE * sent + PORT_SLACK_PACKETS else "fail"
+
+
 @dataclass(frozen=True)
 class CaseOutcome:
     name: str
@@ -100,6 +124,7 @@ class CaseOutcome:
     # What the sender reached (datagrams sent x payload / duration): below the rate asked
     # when the path pushes back, as the macvlan port does with bclim -1.
     sent_rate_bps: int | None = None
+    ports: tuple[PortOutcome, ...] = ()  # only in cases whose scenario has expect_port
 
     @property
     def sender_held_back(self) -> bool:
@@ -151,6 +176,8 @@ def to_json(summary: RunSummary) -> dict[str, Any]:
             del case["captures"]  # only cases that asked for a capture carry the key
         if case["sent_rate_bps"] is None:
             del case["sent_rate_bps"]  # a summary of an older run reads back as it was
+        if not case["ports"]:
+            del case["ports"]
     return {"schema": data.pop("schema"), **data}
 
 
@@ -167,7 +194,8 @@ def _capture(d: dict[str, Any]) -> CaptureOutcome:
 def _case(d: dict[str, Any]) -> CaseOutcome:
     return CaseOutcome(**{**_known(CaseOutcome, d), "receivers": tuple(
         _receiver(r) for r in d.get("receivers") or ()), "captures": tuple(
-        _capture(c) for c in d.get("captures") or ())})
+        _capture(c) for c in d.get("captures") or ()), "ports": tuple(
+        PortOutcome(**_known(PortOutcome, p)) for p in d.get("ports") or ())})
 
 
 def _known(cls: type, d: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,14 @@ from lab.host import Host, PodSpec, Process
 from lab.model.scenario import Case, Expectation, ReceiverSpec, Scenario, format_rate
 from lab.run import iperf
 from lab.run.artifacts import RunArtifacts
-from lab.run.outcome import CaptureOutcome, CaseOutcome, IgmpSeen, ReceiverOutcome
+from lab.run.outcome import (
+    CaptureOutcome,
+    CaseOutcome,
+    IgmpSeen,
+    PortOutcome,
+    ReceiverOutcome,
+    judge_port,
+)
 from lab.ui import Reporter, Step
 
 JOIN_TIMEOUT_S = 15.0
@@ -66,7 +73,8 @@ def receiver_pod_specs(case: Case) -> list[PodSpec]:
             continue
         assert r.iface is not None  # a pod receiver's iface defaults to eth0 or the attachment
         specs.extend(PodSpec(member, r.attachment, case.name,
-                             tuple(receiver_argv(s, r.iface)), listen_seconds(s))
+                             tuple(receiver_argv(s, r.iface)), listen_seconds(s),
+                             r.node_of(member))
                      for member in r.members())
     return specs
 
@@ -82,6 +90,7 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
     captures: list[tcpdump.Capture] = []
     captured: list[CaptureOutcome] = []
     sent: int | None = None
+    port_packets: dict[str, int] = {}
     error: str | None = None
     interrupted: BaseException | None = None
     try:
@@ -106,6 +115,7 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
                                            timeout=listen_seconds(s) + 5)
             _wait_joined(endpoints, str(s.group))
         checkpoint.reached("run-joined")
+        ports_before = backend.port_tx_packets() if s.expect_port else {}
         with reporter.step(f"{case.name}: send {s.duration} s at {_rate(case.rate)} from "
                            f"{s.sender_host}"):
             result = sender.run(iperf.client_argv(s.group, s.port, s.ttl, s.duration, case.rate,
@@ -116,6 +126,10 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
             if sent is None:
                 error = (f"the sender on {s.sender_host} printed no report (exit status "
                          f"{result.exit_status}): {_tail(result.stderr or result.stdout)}")
+            if s.expect_port:
+                after = backend.port_tx_packets()
+                port_packets = {p.host: after[p.host] - ports_before[p.host]
+                                for p in s.expect_port}
         with reporter.step(f"{case.name}: collect {len(endpoints)} receiver report(s)") as step:
             _wait_final_reports(endpoints, step)
             _collect(endpoints, artifacts, case.name, step)
@@ -136,7 +150,7 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
                 backend.delete_pods(pods)
             except BackendError as exc:
                 error = (error + "\n" if error else "") + str(exc)
-    outcome = _outcome(case, endpoints, sent, error, started, tuple(captured))
+    outcome = _outcome(case, endpoints, sent, error, started, tuple(captured), port_packets)
     artifacts.add_case(outcome)
     if interrupted is not None:
         raise interrupted
@@ -282,8 +296,15 @@ def _collect(endpoints: list[Endpoint], artifacts: RunArtifacts, case_name: str,
 
 
 def _outcome(case: Case, endpoints: list[Endpoint], sent: int | None, error: str | None,
-             started: float, captured: tuple[CaptureOutcome, ...] = ()) -> CaseOutcome:
+             started: float, captured: tuple[CaptureOutcome, ...] = (),
+             port_packets: dict[str, int] | None = None) -> CaseOutcome:
     receivers = [_receiver_outcome(ep, sent) for ep in endpoints]
+    s = case.scenario
+    if error is None and s.expect_port and not port_packets:
+        error = "the lab switch's port counters were not read"
+    ports = [PortOutcome(p.host, p.traffic, (port_packets or {}).get(p.host, 0),
+                         judge_port(p.traffic, (port_packets or {}).get(p.host, 0), sent))
+             for p in s.expect_port if error is not None or port_packets]
     if error is None:
         doubtful = [f"{ep.name}: {why}" for ep in endpoints
                     if (why := iperf.parse_server_csv(ep.output).inconsistent)]
@@ -293,15 +314,16 @@ def _outcome(case: Case, endpoints: list[Endpoint], sent: int | None, error: str
         # Counts are kept, but a case that went wrong judges no receiver: a FAIL beside
         # the run's ERROR would blame the network for what the lab did.
         receivers = [r.judged("error") for r in receivers]
+        ports = [PortOutcome(p.host, p.expect, p.packets, "error") for p in ports]
     else:
         verdict = "pass" if receivers and all(r.verdict == "pass" for r in receivers) \
-            else "fail"
-    s = case.scenario
+            and all(p.verdict == "pass" for p in ports) else "fail"
     return CaseOutcome(name=case.name, scenario=s.name, file=str(s.source), verdict=verdict,
                        error=error, group=str(s.group), rate_bps=case.rate,
                        duration_s=s.duration, sent=sent,
                        elapsed_s=round(time.time() - started, 3), receivers=tuple(receivers),
-                       captures=captured, sent_rate_bps=iperf.sent_rate_bps(sent, s.duration))
+                       captures=captured, sent_rate_bps=iperf.sent_rate_bps(sent, s.duration),
+                       ports=tuple(ports))
 
 
 def _receiver_outcome(ep: Endpoint, sent: int | None) -> ReceiverOutcome:
@@ -310,7 +332,8 @@ def _receiver_outcome(ep: Endpoint, sent: int | None) -> ReceiverOutcome:
     lost = max(sent - received, 0) if sent is not None else None
     loss_pct = round(100.0 * lost / sent, 3) if sent and lost is not None else None
     return ReceiverOutcome(
-        name=ep.name, receiver=ep.spec.name, placement=ep.spec.placement, host=ep.spec.host,
+        name=ep.name, receiver=ep.spec.name, placement=ep.spec.placement,
+        host=ep.spec.node_of(ep.name),
         iface=ep.iface, attachment=ep.spec.attachment, received=received, lost=lost,
         loss_pct=loss_pct, iperf_lost=report.lost, jitter_ms=report.jitter_ms,
         rate_bps=round(report.rate_bps), complete=report.complete and ep.reported_before_stop,

@@ -87,7 +87,7 @@ class NetnsBackend(Backend):
             # A partial lab from an interrupted `up`: start from nothing.
             self.destroy()
         wanted = [self.host_netns(h.name) for h in self.lab.hosts]
-        if len(self.lab.hosts) > 2:
+        if self.lab.has_switch:
             wanted.append(self.switch_netns)
         taken = [ns for ns in wanted if netns_exists(ns)]
         if taken:
@@ -125,20 +125,23 @@ class NetnsBackend(Backend):
         # made directly inside its namespaces: never an interface in the machine's own.
         nic = self.lab.nic
         hosts = self.lab.hosts
-        if len(hosts) == 2:
+        if not self.lab.has_switch:
             a, b = (self.host_netns(h.name) for h in hosts)
             with nl.Netlink(a) as link:
                 link.add_veth(nic, nic, b)
         else:
             lan = self.switch_netns
             self._add_netns(lan, "switch")
+            # Without `switch:` in the lab file: no IGMP snooping (with no querier a
+            # snooping bridge floods anyway, DESIGN.md). With it: as declared.
+            sw = self.lab.switch
             with nl.Netlink(lan) as link:
-                # No IGMP snooping: with no querier a snooping bridge floods anyway
-                # (DESIGN.md).
-                link.add_bridge(SWITCH_BRIDGE, mcast_snooping=False)
+                link.add_bridge(SWITCH_BRIDGE, mcast_snooping=bool(sw and sw.igmp_snooping),
+                                querier=bool(sw and sw.igmp_querier),
+                                igmp_version=sw.igmp_version if sw else 2)
                 link.set_up(SWITCH_BRIDGE)
-                for i, host in enumerate(hosts):
-                    port = f"p{i}"
+                for host in hosts:
+                    port = self.switch_port(host.name)
                     link.add_veth(port, nic, self.host_netns(host.name))
                     link.set_up(port, master=SWITCH_BRIDGE)
         for host in hosts:
@@ -170,6 +173,21 @@ class NetnsBackend(Backend):
         if not stopped:
             _stop_processes([netns])
         nl.delete_netns(netns)
+
+    def switch_port(self, host: str) -> str:
+        """The lab switch's port toward `host` (in the switch namespace)."""
+        return f"p{[h.name for h in self.lab.hosts].index(host)}"
+
+    def port_tx_packets(self) -> dict[str, int]:
+        """Packets the lab switch has sent out of each host's port, read from the bridge
+        ports' own counters in one netlink dump."""
+        if not self.lab.has_switch or not netns_exists(self.switch_netns):
+            raise BackendError(f"lab {self.lab.name} has no lab switch to read ports of"
+                               + ("" if self.lab.has_switch else
+                                  ": declare `switch:` in the lab file"))
+        with nl.Netlink(self.switch_netns) as link:
+            counts = link.tx_packets()
+        return {h.name: counts[self.switch_port(h.name)] for h in self.lab.hosts}
 
     # -- status and hosts --------------------------------------------------------------
     def status(self) -> LabStatus:
@@ -211,7 +229,13 @@ class NetnsBackend(Backend):
         return ["ip", "netns", "exec", self.host(host).netns, *(argv or shell)]
 
     # -- pods ----------------------------------------------------------------------------
-    def pod_network_config(self) -> dict[str, Any]:
+    def _node_ipam_dir(self, node: str) -> Path:
+        # One node: the lab's folder, as before nodes were many. Several: a folder each,
+        # as each node's host-local keeps its own store (their ranges are disjoint).
+        return self.ipam_dir if len(self.lab.nodes) == 1 else self.ipam_dir / node
+
+    def pod_network_config(self, node: str | None = None) -> dict[str, Any]:
+        node = node or self.lab.node.name
         return {
             "cniVersion": "0.3.1",
             "name": POD_NETWORK_NAME,
@@ -219,30 +243,39 @@ class NetnsBackend(Backend):
             "bridge": POD_BRIDGE,
             "isGateway": True,
             "ipMasq": False,
-            "ipam": {"type": "host-local", "subnet": str(self.lab.pod_subnet),
-                     "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(self.ipam_dir)},
+            "ipam": {"type": "host-local", "subnet": str(self.lab.node_pod_subnet(node)),
+                     "routes": [{"dst": "0.0.0.0/0"}],
+                     "dataDir": str(self._node_ipam_dir(node))},
         }
 
-    def attachment_config(self) -> dict[str, Any]:
-        # What Multus hands the macvlan plugin: the NAD's config plus the NAD's name.
-        config = self.lab.nad_config(master=self.lab.nic)
+    def attachment_config(self, node: str | None = None) -> dict[str, Any]:
+        # What Multus hands the macvlan plugin: the NAD's config plus the NAD's name; on
+        # a lab of several nodes, with this node's share of the range.
+        node = node or self.lab.node.name
+        config = self.lab.nad_config(master=self.lab.nic, node=node)
         config["name"] = self.lab.attachment.name
-        config["ipam"]["dataDir"] = str(self.ipam_dir)
+        config["ipam"]["dataDir"] = str(self._node_ipam_dir(node))
         return config
 
     def create_pods(self, specs: list[PodSpec]) -> list[Pod]:
-        node = self.host(self.lab.node.name)
-        pod_network = self.pod_network_config()
-        attachment = self.attachment_config()
+        nodes = {spec.node or self.lab.node.name for spec in specs}
+        for node in nodes:
+            if node not in {n.name for n in self.lab.nodes}:
+                raise BackendError(f"no node {node!r} in lab {self.lab.name}")
+            self.host(node)  # refuses a lab that is not up
+        configs = {node: (self.pod_network_config(node), self.attachment_config(node))
+                   for node in nodes}
         planned: list[tuple[PodSpec, PodRecord]] = []
         for spec in specs:
             netns = self.pod_netns(spec.name)
             if netns_exists(netns) or spec.name in self.record.pods:
                 raise BackendError(f"namespace {netns} for pod {spec.name} already exists")
+            node = spec.node or self.lab.node.name
+            pod_network, attachment = configs[node]
             networks = [PodNetwork("eth0", pod_network)]
             if spec.attachment:
                 networks.append(PodNetwork(self.lab.attachment.ifname, attachment))
-            planned.append((spec, PodRecord(netns, networks)))
+            planned.append((spec, PodRecord(netns, networks, node)))
         # Every pod of the call and every network it will get, recorded in one write before
         # any is made: DEL must run even where ADD half-failed, and a crash leaves nothing
         # unrecorded. (DEL of what never came is a no-op for CNI plugins.) One write, not
@@ -252,8 +285,8 @@ class NetnsBackend(Backend):
             self.record.pods[spec.name] = record
         self.state.save()
         try:
-            return _on_workers(lambda item: self._create_pod(item[0], item[1], node.netns),
-                               planned)
+            return _on_workers(lambda item: self._create_pod(
+                item[0], item[1], self.host_netns(item[1].node)), planned)
         except BaseException:
             # Whatever this call created is its to remove, also on Ctrl-C.
             self._delete_pod_records([spec.name for spec in specs])
@@ -284,7 +317,6 @@ class NetnsBackend(Backend):
         Errors are collected so that one broken pod does not leave the others behind.
         """
         errors: list[str] = []
-        node_netns = self.host_netns(self.lab.node.name)
         recorded = self.record.pods
         records = [(name, recorded[name]) for name in pod_names if name in recorded]
         # One look at every process for all the pods, not one per pod.
@@ -303,6 +335,7 @@ class NetnsBackend(Backend):
             except BackendError as exc:
                 errors.append(str(exc))
                 return
+            node_netns = self.host_netns(record.node or self.lab.node.name)
             for net in reversed(record.networks):
                 if netns_exists(node_netns):
                     try:

@@ -36,11 +36,13 @@ NETLINK_ROUTE = 0
 RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR = 16, 18, 20
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
+NLM_F_DUMP = 0x300
 IFF_UP = 0x1
 IFLA_IFNAME, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD = 3, 10, 18, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
-IFLA_BR_MCAST_SNOOPING = 23
+IFLA_BR_MCAST_SNOOPING, IFLA_BR_MCAST_QUERIER, IFLA_BR_MCAST_IGMP_VERSION = 23, 25, 43
+IFLA_STATS64 = 23  # struct rtnl_link_stats64: rx_packets, tx_packets, rx_bytes, tx_bytes, ...
 # From linux/if_link.h (BC_CUTOFF since 6.4, after BC_QUEUE_LEN_USED = 8).
 IFLA_MACVLAN_BC_QUEUE_LEN, IFLA_MACVLAN_BC_CUTOFF = 7, 9
 IFA_ADDRESS, IFA_LOCAL = 1, 2
@@ -272,14 +274,44 @@ class Netlink:
         finally:
             os.close(fd)
 
-    def add_bridge(self, ifname: str, mcast_snooping: bool) -> None:
-        """`ip link add IFNAME type bridge mcast_snooping 0|1`."""
+    def add_bridge(self, ifname: str, mcast_snooping: bool, querier: bool = False,
+                   igmp_version: int = 2) -> None:
+        """`ip link add IFNAME type bridge mcast_snooping 0|1 mcast_querier 0|1
+        mcast_igmp_version 2|3`."""
+        data = _attr(IFLA_BR_MCAST_SNOOPING, bytes([int(mcast_snooping)]))
+        if mcast_snooping:
+            data += _attr(IFLA_BR_MCAST_QUERIER, bytes([int(querier)])) + \
+                _attr(IFLA_BR_MCAST_IGMP_VERSION, bytes([igmp_version]))
         info = _nested(IFLA_LINKINFO, _attr(IFLA_INFO_KIND, b"bridge"),
-                       _nested(IFLA_INFO_DATA, _attr(IFLA_BR_MCAST_SNOOPING,
-                                                     bytes([int(mcast_snooping)]))))
+                       _nested(IFLA_INFO_DATA, data))
         self._request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL,
                       _IFINFO.pack(0, 0, 0, 0, 0) + _name(ifname) + info,
                       f"create bridge {ifname}")
+
+    def bridge(self, ifname: str) -> dict[str, int]:
+        """A bridge's multicast settings as the kernel holds them (snooping, querier, IGMP
+        version): read back by tests."""
+        (reply, *_) = self._request(RTM_GETLINK, 0, _IFINFO.pack(0, 0, 0, 0, 0) +
+                                    _name(ifname), f"read {ifname}")
+        info = _attrs(reply[_IFINFO.size:]).get(IFLA_LINKINFO, b"")
+        data = _attrs(_attrs(info).get(IFLA_INFO_DATA, b""))
+        names = {IFLA_BR_MCAST_SNOOPING: "snooping", IFLA_BR_MCAST_QUERIER: "querier",
+                 IFLA_BR_MCAST_IGMP_VERSION: "igmp_version"}
+        return {names[k]: v[0] for k, v in data.items() if k in names}
+
+    def tx_packets(self) -> dict[str, int]:
+        """Packets each interface of the namespace has sent (one dump for all): on a
+        switch's port, what the switch forwarded toward the host behind it."""
+        replies = self._request(RTM_GETLINK, NLM_F_DUMP, _IFINFO.pack(0, 0, 0, 0, 0),
+                                "read the interfaces' counters")
+        counts: dict[str, int] = {}
+        for reply in replies:
+            attrs = _attrs(reply[_IFINFO.size:])
+            name = attrs.get(IFLA_IFNAME, b"").rstrip(b"\0").decode()
+            stats = attrs.get(IFLA_STATS64)
+            if name and stats and len(stats) >= 16:
+                counts[name] = struct.unpack_from("=QQ", stats)[1]
+        return counts
 
     def add_address(self, ifname: str, interface: ipaddress.IPv4Interface) -> None:
         """`ip addr add ADDRESS/PREFIX dev IFNAME`."""

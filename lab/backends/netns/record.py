@@ -18,6 +18,7 @@ class PodNetwork:
 class PodRecord:
     netns: str
     networks: list[PodNetwork] = field(default_factory=list)
+    node: str = ""  # the node (host) it runs on; "" in records of one-node labs before it
 
 
 @dataclass

@@ -313,6 +313,11 @@ class VagrantBackend(Backend):
             raise BackendError("pod receivers need Kubernetes on the node, and lab.yaml says "
                                "kubernetes.provision: false; run host-baseline, or set it to "
                                "true and run `lab up` again")
+        elsewhere = sorted({s.node for s in specs if s.node not in ("", self.lab.node.name)})
+        if elsewhere:
+            raise BackendError(f"pods on {', '.join(elsewhere)}: the vagrant backend runs "
+                               f"Kubernetes on one node VM ({self.lab.node.name}); pods on "
+                               "more nodes run on the netns backend")
         if len(specs) > MAX_RECEIVER_PODS:
             raise BackendError(
                 f"{len(specs)} receiver pods on one node: the kubelet runs at most 110 pods "

@@ -1,0 +1,155 @@
+"""Several nodes on one lab switch (examples/multinode), on the netns backend: three node
+namespaces, each with its own pods and its own slice of the attachment's range, a Linux
+bridge switch that snoops IGMP (or not), real CNI plugins and real iperf2. Port verdicts
+come from the bridge ports' own packet counters.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from lab.backends.netns.backend import NetnsBackend
+from lab.backends.netns.netlink import Netlink
+from lab.host import PodSpec
+from lab.model.labfile import load_lab
+from lab.run.outcome import PORT_NONE_SHARE, PORT_SLACK_PACKETS
+from lab.state import State
+from lab.ui import Reporter
+from tests.support import REPO, Project
+
+pytestmark = pytest.mark.netns
+
+NODES = ("k8s", "k8s-2", "k8s-3")
+
+
+def _project(tmp_path: Path, **switch: bool) -> Project:
+    """examples/multinode under a name of its own, its switch as asked."""
+    root = tmp_path / "mnode"
+    shutil.copytree(REPO / "examples" / "multinode", root)
+    data = yaml.safe_load((root / "lab.yaml").read_text())
+    data["name"] = "m" + uuid.uuid4().hex[:7]
+    data["switch"].update(switch)
+    (root / "lab.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return Project(root, data["name"])
+
+
+def _summary(project: Project) -> dict[str, Any]:
+    (run,) = sorted((project.dir / "results").iterdir())
+    return json.loads((run / "summary.json").read_text())
+
+
+def _case(summary: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for c in summary["scenarios"] if c["name"] == name)
+
+
+def _ports(case: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {p["host"]: p for p in case["ports"]}
+
+
+def _backend(project: Project) -> NetnsBackend:
+    lab = load_lab(project.lab_file)
+    return NetnsBackend(lab, State(project.dir / ".lab" / lab.name / "state.json"),
+                        Reporter(quiet=True))
+
+
+def test_three_nodes_with_snooping_fan_out_and_keep_the_group_off_a_node_without_members(
+        tmp_path: Path) -> None:
+    project = _project(tmp_path, igmp_snooping=True, igmp_querier=True)
+    try:
+        project.lab("up", check_codes=(0,))
+        backend = _backend(project)
+        with Netlink(backend.switch_netns) as link:
+            assert link.bridge("br0") == {"snooping": 1, "querier": 1, "igmp_version": 2}
+        proc = project.lab("run", "multinode-fanout", "snooping", "multinode-hosts",
+                           timeout=600)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        summary = _summary(project)
+
+        fan = _case(summary, "multinode-fanout")
+        sent = fan["sent"]
+        assert sent and sent > 1000
+        assert len(fan["receivers"]) == 24
+        per_node = {n: 0 for n in NODES}
+        for r in fan["receivers"]:
+            # Counts from each pod's own iperf report: every datagram, on every node.
+            assert (r["received"], r["lost"], r["verdict"]) == (sent, 0, "pass"), r
+            per_node[r["host"]] += 1
+        assert per_node == {n: 8 for n in NODES}
+        assert all(p["packets"] >= sent and p["verdict"] == "pass"
+                   for p in _ports(fan).values())
+
+        snoop = _case(summary, "snooping")
+        ports = _ports(snoop)
+        assert snoop["verdict"] == "pass"
+        assert ports["k8s"]["packets"] >= snoop["sent"] <= ports["k8s-2"]["packets"]
+        # The port toward the node where nobody joined carried none of the stream.
+        assert ports["k8s-3"]["packets"] <= PORT_NONE_SHARE * snoop["sent"] + \
+            PORT_SLACK_PACKETS, ports
+        assert "switch port of k8s-3" in proc.stdout
+
+        hosts = _case(summary, "multinode-hosts")
+        assert {r["host"] for r in hosts["receivers"]} == set(NODES)
+        assert all(r["received"] == hosts["sent"] for r in hosts["receivers"])
+    finally:
+        project.lab("destroy", timeout=120)
+    assert project.namespaces() == []
+
+
+def test_without_snooping_every_port_floods_and_the_snooping_verdict_fails(
+        tmp_path: Path) -> None:
+    project = _project(tmp_path, igmp_snooping=False, igmp_querier=False)
+    try:
+        project.lab("up", check_codes=(0,))
+        with Netlink(_backend(project).switch_netns) as link:
+            assert link.bridge("br0")["snooping"] == 0
+        proc = project.lab("run", "snooping", timeout=300)
+        assert proc.returncode == 1, proc.stdout + proc.stderr  # a failed expectation
+        snoop = _case(_summary(project), "snooping")
+        ports = _ports(snoop)
+        assert snoop["verdict"] == "fail"
+        # Every receiver got everything: only the port expectation failed, and the port
+        # toward k8s-3 carried the whole stream, flooded.
+        assert all(r["verdict"] == "pass" for r in snoop["receivers"])
+        assert ports["k8s-3"]["packets"] >= snoop["sent"] and \
+            ports["k8s-3"]["verdict"] == "fail"
+        assert "switch port of k8s-3" in proc.stdout and "FAIL" in proc.stdout
+    finally:
+        project.lab("destroy", timeout=120)
+    assert project.namespaces() == []
+
+
+def test_each_node_hands_out_addresses_from_its_own_slice(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    try:
+        project.lab("up", check_codes=(0,))
+        backend = _backend(project)
+        specs = [PodSpec(f"a{i}", True, "t", ("iperf", "-s"), 60, NODES[i % 3])
+                 for i in range(9)]
+        pods = backend.create_pods(specs)
+        try:
+            seen: dict[str, ipaddress.IPv4Address] = {}
+            for spec, pod in zip(specs, pods, strict=True):
+                out = pod.host.run(["ip", "-4", "-o", "addr", "show", "eth1"],
+                                   timeout=10).stdout
+                addr = ipaddress.IPv4Interface(out.split()[3]).ip
+                start, end = backend.lab.node_range(spec.node)
+                assert start <= addr <= end, (spec.node, addr)
+                seen[spec.name] = addr
+                eth0 = pod.host.run(["ip", "-4", "-o", "addr", "show", "eth0"],
+                                    timeout=10).stdout
+                assert ipaddress.IPv4Interface(eth0.split()[3]).ip in \
+                    backend.lab.node_pod_subnet(spec.node)
+            assert len(set(seen.values())) == 9
+        finally:
+            backend.delete_pods(pods)
+    finally:
+        project.lab("destroy", timeout=120)
+    assert project.namespaces() == []

@@ -124,10 +124,10 @@ class Backend(ABC):
         and `lab capture`. A backend with no pods has none."""
         return {}
 
-    def port_tx_packets(self) -> dict[str, int]:
-        """Packets the lab switch has sent so far out of each host's port, by host: what a
-        scenario's `expect_port` is judged on. A backend whose switch has no readable ports
-        says so."""
+    def port_tx(self) -> dict[str, tuple[int, int]]:
+        """(packets, bytes) the lab switch has sent so far out of each host's port, by
+        host: what a scenario's `expect_port` is judged on. A backend whose switch has no
+        readable ports says so."""
         raise BackendError(f"the {self.name} backend cannot read the lab switch's ports "
                            "(expect_port)")
 

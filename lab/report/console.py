@@ -68,9 +68,9 @@ def print_summary(console: Console, summary: RunSummary) -> None:
             console.print(f"[red]{case.name}: error:[/red] {case.error}", markup=True)
         for port in case.ports:
             console.print(f"{case.name}: switch port of {port.host}: {port.packets} packets "
-                          f"of {case.sent if case.sent is not None else '?'} sent, expected "
-                          f"{port.expect}: {port.verdict.upper()}",
-                          markup=False)
+                          f"({port.bytes} bytes) for {case.sent if case.sent is not None else '?'}"
+                          f" datagrams sent, expected {port.expect} of the group: "
+                          f"{port.verdict.upper()}", markup=False)
         if case.sender_held_back:
             console.print(f"note: {case.name}: the sender reached "
                           f"{_mbps(case.sent_rate_bps)} of the {_mbps(case.rate_bps)} asked "

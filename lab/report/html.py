@@ -149,10 +149,11 @@ def _ports(case: CaseOutcome) -> str:
     if not case.ports:
         return ""
     return "<h4>Lab switch ports (packets sent toward each host while the sender sent)" \
-        "</h4>" + _table(("host", "packets", "datagrams sent", "expected", "verdict"),
-                         ([_e(p.host), _e(p.packets), _e(case.sent),
+        "</h4>" + _table(("host", "packets", "bytes", "datagrams sent", "expected",
+                          "verdict"),
+                         ([_e(p.host), _e(p.packets), _e(p.bytes), _e(case.sent),
                            _e(f"{p.expect} of the group"), _verdict(p.verdict)]
-                          for p in case.ports), {1, 2})
+                          for p in case.ports), {1, 2, 3})
 
 
 def _igmp_cell(c: CaptureOutcome) -> str:

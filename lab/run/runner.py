@@ -90,7 +90,7 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
     captures: list[tcpdump.Capture] = []
     captured: list[CaptureOutcome] = []
     sent: int | None = None
-    port_packets: dict[str, int] = {}
+    port_counts: dict[str, tuple[int, int]] = {}
     error: str | None = None
     interrupted: BaseException | None = None
     try:
@@ -115,7 +115,7 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
                                            timeout=listen_seconds(s) + 5)
             _wait_joined(endpoints, str(s.group))
         checkpoint.reached("run-joined")
-        ports_before = backend.port_tx_packets() if s.expect_port else {}
+        ports_before = backend.port_tx() if s.expect_port else {}
         with reporter.step(f"{case.name}: send {s.duration} s at {_rate(case.rate)} from "
                            f"{s.sender_host}"):
             result = sender.run(iperf.client_argv(s.group, s.port, s.ttl, s.duration, case.rate,
@@ -127,9 +127,10 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
                 error = (f"the sender on {s.sender_host} printed no report (exit status "
                          f"{result.exit_status}): {_tail(result.stderr or result.stdout)}")
             if s.expect_port:
-                after = backend.port_tx_packets()
-                port_packets = {p.host: after[p.host] - ports_before[p.host]
-                                for p in s.expect_port}
+                after = backend.port_tx()
+                port_counts = {p.host: (after[p.host][0] - ports_before[p.host][0],
+                                        after[p.host][1] - ports_before[p.host][1])
+                               for p in s.expect_port}
         with reporter.step(f"{case.name}: collect {len(endpoints)} receiver report(s)") as step:
             _wait_final_reports(endpoints, step)
             _collect(endpoints, artifacts, case.name, step)
@@ -150,7 +151,7 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
                 backend.delete_pods(pods)
             except BackendError as exc:
                 error = (error + "\n" if error else "") + str(exc)
-    outcome = _outcome(case, endpoints, sent, error, started, tuple(captured), port_packets)
+    outcome = _outcome(case, endpoints, sent, error, started, tuple(captured), port_counts)
     artifacts.add_case(outcome)
     if interrupted is not None:
         raise interrupted
@@ -297,14 +298,16 @@ def _collect(endpoints: list[Endpoint], artifacts: RunArtifacts, case_name: str,
 
 def _outcome(case: Case, endpoints: list[Endpoint], sent: int | None, error: str | None,
              started: float, captured: tuple[CaptureOutcome, ...] = (),
-             port_packets: dict[str, int] | None = None) -> CaseOutcome:
+             port_counts: dict[str, tuple[int, int]] | None = None) -> CaseOutcome:
     receivers = [_receiver_outcome(ep, sent) for ep in endpoints]
     s = case.scenario
-    if error is None and s.expect_port and not port_packets:
+    counts = port_counts or {}
+    if error is None and s.expect_port and not counts:
         error = "the lab switch's port counters were not read"
-    ports = [PortOutcome(p.host, p.traffic, (port_packets or {}).get(p.host, 0),
-                         judge_port(p.traffic, (port_packets or {}).get(p.host, 0), sent))
-             for p in s.expect_port if error is not None or port_packets]
+    ports = [PortOutcome(p.host, p.traffic, *counts.get(p.host, (0, 0)),
+                         verdict=judge_port(p.traffic, *counts.get(p.host, (0, 0)), sent,
+                                            iperf.UDP_PAYLOAD_BYTES))
+             for p in s.expect_port]
     if error is None:
         doubtful = [f"{ep.name}: {why}" for ep in endpoints
                     if (why := iperf.parse_server_csv(ep.output).inconsistent)]
@@ -314,7 +317,7 @@ def _outcome(case: Case, endpoints: list[Endpoint], sent: int | None, error: str
         # Counts are kept, but a case that went wrong judges no receiver: a FAIL beside
         # the run's ERROR would blame the network for what the lab did.
         receivers = [r.judged("error") for r in receivers]
-        ports = [PortOutcome(p.host, p.expect, p.packets, "error") for p in ports]
+        ports = [PortOutcome(p.host, p.expect, p.packets, p.bytes, "error") for p in ports]
     else:
         verdict = "pass" if receivers and all(r.verdict == "pass" for r in receivers) \
             and all(p.verdict == "pass" for p in ports) else "fail"

@@ -184,7 +184,7 @@ def test_outcome_of_a_passing_case(tmp_path: Path, clock: float) -> None:
                    "file": str(tmp_path / "verdicts.yaml"), "verdict": "pass", "error": None,
                    "group": "224.0.67.67", "rate_bps": 5_000_000, "duration_s": 2,
                    "sent": SENT_5M, "elapsed_s": 10.123, "captures": (),
-                   "sent_rate_bps": round(SENT_5M * 1470 * 8 / 2)}
+                   "sent_rate_bps": round(SENT_5M * 1470 * 8 / 2), "ports": ()}
     assert [r["verdict"] for r in receivers] == ["pass"]
 
 
@@ -311,3 +311,69 @@ def test_a_report_of_mismatched_iperf_versions_makes_the_case_an_error(tmp_path:
     assert out.error.startswith("nic: the final report from 192.168.77.12 counts 2147483377")
     assert "run the same iperf at both ends" in out.error
     assert [r.verdict for r in out.receivers] == ["error"]
+
+
+# Ports of the lab switch (expect_port) ---------------------------------------------------
+
+@pytest.mark.parametrize("expect, packets, nbytes, sent, verdict", [
+    ("all", 895, 10**6, 895, "pass"), ("all", 894, 10**7, 895, "fail"),
+    ("none", 30, 13_156, 895, "pass"),  # 1 % of 895 x 1470 bytes = 13156.5
+    ("none", 30, 13_157, 895, "fail"), ("none", 0, 0, None, "fail"), ("all", 5, 0, 0, "fail"),
+])
+def test_judge_port(expect: str, packets: int, nbytes: int, sent: int | None,
+                    verdict: str) -> None:
+    from lab.run.outcome import judge_port
+
+    assert judge_port(expect, packets, nbytes, sent, 1470) == verdict
+
+
+def _port_case(tmp_path: Path) -> Case:
+    lab = yaml.safe_load((REPO / "examples" / "multinode" / "lab.yaml").read_text())
+    (tmp_path / "lab.yaml").write_text(yaml.safe_dump(lab))
+    path = tmp_path / "ports.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "ports", "group": "224.0.67.67", "port": 5001, "rate": "5M", "duration": 2,
+        "sender": {"host": "mcastsrc"}, "receivers": [{"name": "nic", "host": "k8s"}],
+        "expect": {"receive": True},
+        "expect_port": [{"host": "k8s", "traffic": "all"},
+                        {"host": "k8s-3", "traffic": "none"}]}))
+    (case,) = load_scenario(path, load_lab(tmp_path / "lab.yaml")).cases()
+    return case
+
+
+def test_a_port_that_carried_the_group_fails_the_case_its_receivers_passed(
+        tmp_path: Path, clock: float) -> None:
+    case = _port_case(tmp_path)
+    ep = [_endpoint(case.scenario.receivers[0], FIVE_M)]
+    good = _outcome(case, ep, SENT_5M, None, clock, (), {"k8s": (SENT_5M + 3, 1_400_000),
+                                                          "k8s-3": (12, 900)})
+    assert good.verdict == "pass" and [p.verdict for p in good.ports] == ["pass", "pass"]
+    flooded = _outcome(case, ep, SENT_5M, None, clock, (), {"k8s": (SENT_5M, 1_400_000),
+                                                             "k8s-3": (SENT_5M, 1_350_000)})
+    assert flooded.verdict == "fail" and flooded.receivers[0].verdict == "pass"
+    assert [(p.host, p.packets, p.verdict) for p in flooded.ports] == [
+        ("k8s", SENT_5M, "pass"), ("k8s-3", SENT_5M, "fail")]
+    unread = _outcome(case, ep, SENT_5M, None, clock, (), {})
+    assert unread.verdict == "error" and "port counters were not read" in str(unread.error)
+    assert {p.verdict for p in unread.ports} == {"error"}
+
+
+def test_ports_round_trip_through_summary_json_and_are_absent_without_them(
+        tmp_path: Path, clock: float) -> None:
+    from lab.run.outcome import RunSummary, read_summary, to_json, write_summary
+
+    case = _port_case(tmp_path)
+    ep = [_endpoint(case.scenario.receivers[0], FIVE_M)]
+    with_ports = _outcome(case, ep, SENT_5M, None, clock, (), {"k8s": (900, 1),
+                                                                "k8s-3": (1, 1)})
+    plain = _outcome(_case(tmp_path, [{"name": "nic", "placement": "host"}]),
+                     [_endpoint(_case(tmp_path, [{"name": "nic", "placement": "host"}])
+                                .scenario.receivers[0], FIVE_M)], SENT_5M, None, clock)
+    summary = RunSummary(run="r", lab="l", backend="netns", lab_file="lab.yaml",
+                         started="s", finished=None, status="complete", verdict="pass",
+                         scenarios=(with_ports, plain))
+    write_summary(tmp_path, summary)
+    assert read_summary(tmp_path) == summary
+    data = to_json(summary)
+    assert [p["host"] for p in data["scenarios"][0]["ports"]] == ["k8s", "k8s-3"]
+    assert "ports" not in data["scenarios"][1]

@@ -39,6 +39,9 @@ NETNS_DIR = Path("/var/run/netns")
 POD_NETWORK_NAME = "pod-network"
 POD_BRIDGE = "cni0"
 SWITCH_BRIDGE = "br0"
+# The lab switch's IGMP query response interval (the kernel's default is 10 s): also how
+# long its querier waits after start-up before the bridge stops flooding.
+QUERY_RESPONSE_S = 1.0
 
 
 def netns_exists(name: str) -> bool:
@@ -125,6 +128,7 @@ class NetnsBackend(Backend):
         # made directly inside its namespaces: never an interface in the machine's own.
         nic = self.lab.nic
         hosts = self.lab.hosts
+        querier, querier_on = False, 0.0
         if not self.lab.has_switch:
             a, b = (self.host_netns(h.name) for h in hosts)
             with nl.Netlink(a) as link:
@@ -135,10 +139,12 @@ class NetnsBackend(Backend):
             # Without `switch:` in the lab file: no IGMP snooping (with no querier a
             # snooping bridge floods anyway, DESIGN.md). With it: as declared.
             sw = self.lab.switch
+            querier = bool(sw and sw.igmp_snooping and sw.igmp_querier)
             with nl.Netlink(lan) as link:
                 link.add_bridge(SWITCH_BRIDGE, mcast_snooping=bool(sw and sw.igmp_snooping),
-                                querier=bool(sw and sw.igmp_querier),
-                                igmp_version=sw.igmp_version if sw else 2)
+                                querier=querier, igmp_version=sw.igmp_version if sw else 2,
+                                response_interval_cs=int(QUERY_RESPONSE_S * 100))
+                querier_on = time.monotonic()
                 link.set_up(SWITCH_BRIDGE)
                 for host in hosts:
                     port = self.switch_port(host.name)
@@ -149,6 +155,11 @@ class NetnsBackend(Backend):
                 link.add_address(nic, ipaddress.IPv4Interface(
                     f"{host.address}/{self.lab.subnet.prefixlen}"))
                 link.set_up(nic)
+        if querier:
+            # A bridge floods every group until its querier has been on for one query
+            # response interval (the kernel's start-up delay, br_multicast_set_querier):
+            # the lab is up, and snoops, once that has passed.
+            time.sleep(max(0.0, querier_on + QUERY_RESPONSE_S + 0.1 - time.monotonic()))
 
     def destroy(self) -> None:
         pods = dict(self.record.pods)
@@ -178,15 +189,15 @@ class NetnsBackend(Backend):
         """The lab switch's port toward `host` (in the switch namespace)."""
         return f"p{[h.name for h in self.lab.hosts].index(host)}"
 
-    def port_tx_packets(self) -> dict[str, int]:
-        """Packets the lab switch has sent out of each host's port, read from the bridge
-        ports' own counters in one netlink dump."""
+    def port_tx(self) -> dict[str, tuple[int, int]]:
+        """(packets, bytes) the lab switch has sent out of each host's port, read from the
+        bridge ports' own counters in one netlink dump."""
         if not self.lab.has_switch or not netns_exists(self.switch_netns):
             raise BackendError(f"lab {self.lab.name} has no lab switch to read ports of"
                                + ("" if self.lab.has_switch else
                                   ": declare `switch:` in the lab file"))
         with nl.Netlink(self.switch_netns) as link:
-            counts = link.tx_packets()
+            counts = link.tx_counters()
         return {h.name: counts[self.switch_port(h.name)] for h in self.lab.hosts}
 
     # -- status and hosts --------------------------------------------------------------

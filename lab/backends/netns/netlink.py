@@ -42,6 +42,7 @@ IFLA_IFNAME, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD = 3, 10, 18, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
 IFLA_BR_MCAST_SNOOPING, IFLA_BR_MCAST_QUERIER, IFLA_BR_MCAST_IGMP_VERSION = 23, 25, 43
+IFLA_BR_MCAST_QUERY_RESPONSE_INTVL = 34  # u64, centiseconds
 IFLA_STATS64 = 23  # struct rtnl_link_stats64: rx_packets, tx_packets, rx_bytes, tx_bytes, ...
 # From linux/if_link.h (BC_CUTOFF since 6.4, after BC_QUEUE_LEN_USED = 8).
 IFLA_MACVLAN_BC_QUEUE_LEN, IFLA_MACVLAN_BC_CUTOFF = 7, 9
@@ -181,6 +182,11 @@ def _nested(kind: int, *attrs: bytes) -> bytes:
     return _attr(kind | NLA_F_NESTED, b"".join(attrs))
 
 
+def _bridge_info(data: bytes) -> bytes:
+    return _nested(IFLA_LINKINFO, _attr(IFLA_INFO_KIND, b"bridge"),
+                   _nested(IFLA_INFO_DATA, data))
+
+
 def _name(name: str) -> bytes:
     return _attr(IFLA_IFNAME, name.encode() + b"\0")
 
@@ -275,18 +281,24 @@ class Netlink:
             os.close(fd)
 
     def add_bridge(self, ifname: str, mcast_snooping: bool, querier: bool = False,
-                   igmp_version: int = 2) -> None:
-        """`ip link add IFNAME type bridge mcast_snooping 0|1 mcast_querier 0|1
-        mcast_igmp_version 2|3`."""
+                   igmp_version: int = 2, response_interval_cs: int | None = None) -> None:
+        """`ip link add IFNAME type bridge mcast_snooping 0|1 mcast_igmp_version 2|3
+        mcast_query_response_interval CS`, then `mcast_querier 1` in a change of its own:
+        the kernel takes the querier's start-up delay from the response interval as it is
+        when the querier is turned on, and within one request it reads the querier first."""
         data = _attr(IFLA_BR_MCAST_SNOOPING, bytes([int(mcast_snooping)]))
         if mcast_snooping:
-            data += _attr(IFLA_BR_MCAST_QUERIER, bytes([int(querier)])) + \
-                _attr(IFLA_BR_MCAST_IGMP_VERSION, bytes([igmp_version]))
-        info = _nested(IFLA_LINKINFO, _attr(IFLA_INFO_KIND, b"bridge"),
-                       _nested(IFLA_INFO_DATA, data))
+            data += _attr(IFLA_BR_MCAST_IGMP_VERSION, bytes([igmp_version]))
+            if response_interval_cs is not None:
+                data += _attr(IFLA_BR_MCAST_QUERY_RESPONSE_INTVL,
+                              struct.pack("=Q", response_interval_cs))
         self._request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL,
-                      _IFINFO.pack(0, 0, 0, 0, 0) + _name(ifname) + info,
+                      _IFINFO.pack(0, 0, 0, 0, 0) + _name(ifname) + _bridge_info(data),
                       f"create bridge {ifname}")
+        if mcast_snooping and querier:
+            self._request(RTM_NEWLINK, 0, _IFINFO.pack(0, 0, 0, 0, 0) + _name(ifname) +
+                          _bridge_info(_attr(IFLA_BR_MCAST_QUERIER, b"\x01")),
+                          f"make bridge {ifname} the IGMP querier")
 
     def bridge(self, ifname: str) -> dict[str, int]:
         """A bridge's multicast settings as the kernel holds them (snooping, querier, IGMP
@@ -299,18 +311,19 @@ class Netlink:
                  IFLA_BR_MCAST_IGMP_VERSION: "igmp_version"}
         return {names[k]: v[0] for k, v in data.items() if k in names}
 
-    def tx_packets(self) -> dict[str, int]:
-        """Packets each interface of the namespace has sent (one dump for all): on a
+    def tx_counters(self) -> dict[str, tuple[int, int]]:
+        """(packets, bytes) each interface of the namespace has sent, in one dump: on a
         switch's port, what the switch forwarded toward the host behind it."""
         replies = self._request(RTM_GETLINK, NLM_F_DUMP, _IFINFO.pack(0, 0, 0, 0, 0),
                                 "read the interfaces' counters")
-        counts: dict[str, int] = {}
+        counts: dict[str, tuple[int, int]] = {}
         for reply in replies:
             attrs = _attrs(reply[_IFINFO.size:])
             name = attrs.get(IFLA_IFNAME, b"").rstrip(b"\0").decode()
             stats = attrs.get(IFLA_STATS64)
-            if name and stats and len(stats) >= 16:
-                counts[name] = struct.unpack_from("=QQ", stats)[1]
+            if name and stats and len(stats) >= 32:
+                _, tx_packets, _, tx_bytes = struct.unpack_from("=QQQQ", stats)
+                counts[name] = (tx_packets, tx_bytes)
         return counts
 
     def add_address(self, ifname: str, interface: ipaddress.IPv4Interface) -> None:

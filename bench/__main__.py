@@ -2,7 +2,8 @@
 
 1 lab cost and 2 pod cost curve (bench.lab_cost), 3 fan-out loss against the macvlan
 queue (bench.fanout), 4 the loss-free fan-out search over the port's settings
-(bench.fanout_search), 5 throughput ceiling (bench.ceiling), 6 the vagrant path on real
+(bench.fanout_search), 5 throughput ceiling (bench.ceiling), 6 one node against several
+(bench.multinode: pods per second, fan-out spread over nodes), 7 the vagrant path on real
 VMs (bench.vagrant_path, only with --vm: it needs libvirt, QEMU and the test box, and
 takes about 15 minutes).
 Every figure is a median (min-max) over rounds; A/B settings alternate within a run.
@@ -24,6 +25,8 @@ PLAN = [
     ("throughput ceiling", ["bench.ceiling", "--repeat", "3", "--rates", "100M,1G,2G,3G"]),
     ("throughput ceiling, default receive buffer",
      ["bench.ceiling", "--repeat", "3", "--rates", "500M,1G", "--buffer", "none"]),
+    ("one node against several: pods per second, 64-pod fan-out",
+     ["bench.multinode", "--repeat", "3", "--fanout", "64@100M"]),
 ]
 
 

@@ -124,6 +124,17 @@ class Backend(ABC):
         and `lab capture`. A backend with no pods has none."""
         return {}
 
+    def wait_for_switch(self, group: str, hosts: set[str], timeout: float) -> None:
+        """Return once a snooping lab switch forwards `group` to the ports of `hosts` (it
+        has learned their joins); at once where the switch floods or cannot be asked."""
+        return None
+
+    def wait_for_leave(self, group: str, hosts: set[str], timeout: float) -> None:
+        """Return once a snooping lab switch has heard the last member behind each of
+        `hosts`' ports leave `group` (its last-member queries then run); at once where
+        the switch floods or cannot be asked."""
+        return None
+
     def port_tx(self) -> dict[str, tuple[int, int]]:
         """(packets, bytes) the lab switch has sent so far out of each host's port, by
         host: what a scenario's `expect_port` is judged on. A backend whose switch has no

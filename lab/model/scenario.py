@@ -46,6 +46,9 @@ class ReceiverSpec:
     # Pods: the node of each member, in members() order (`node: k8s-2`, or `spread` over
     # the nodes in turn). Empty for a host receiver.
     nodes: tuple[str, ...] = ()
+    # Seconds into the send when the group's members leave: a host's iperf ends (its
+    # socket leaves the group), pods are deleted. None: they stay to the end.
+    leave_after_s: float | None = None
 
     def members(self) -> list[str]:
         """The names of this group's receivers: the group's name, or `name-1` ... `name-N`."""
@@ -63,6 +66,8 @@ class ReceiverSpec:
             "expect": self.expect.as_dict()}
         if len(set(self.nodes)) > 1:
             data["nodes"] = list(self.nodes)
+        if self.leave_after_s is not None:
+            data["leave_after_s"] = self.leave_after_s
         return data
 
 
@@ -74,6 +79,9 @@ class PortExpectation:
 
     host: str
     traffic: str  # "none" or "all"
+    # Counted from this many seconds into the send to its end (after a leave, say); None:
+    # the whole send.
+    from_s: float | None = None
 
     def describe(self) -> str:
         return "carries none of the group" if self.traffic == "none" else \
@@ -121,7 +129,8 @@ class Case:
                 "sender": {"host": s.sender_host, "bind": str(s.sender_bind)},
                 "receivers": [r.as_dict() for r in s.receivers],
                 "capture": list(s.capture),
-                **({"expect_port": [{"host": p.host, "traffic": p.traffic}
+                **({"expect_port": [{"host": p.host, "traffic": p.traffic,
+                                     **({"from_s": p.from_s} if p.from_s is not None else {})}
                                     for p in s.expect_port]} if s.expect_port else {})}
 
 
@@ -187,9 +196,9 @@ def load_scenario(path: Path, lab: Lab) -> Scenario:
 
     default_expect = _expectation(top.section("expect", required=False), problems, None)
     receivers = _receivers(top, problems, lab, default_expect, sender_host,
-                           top.has("expect"))
+                           top.has("expect"), duration)
     capture = _capture_points(top, problems, lab, receivers)
-    ports = _port_expectations(top, problems, lab)
+    ports = _port_expectations(top, problems, lab, duration)
     top.done()
     problems.raise_if_any()
     assert name is not None and group is not None and port and duration and ttl
@@ -198,7 +207,8 @@ def load_scenario(path: Path, lab: Lab) -> Scenario:
                     sender_host, bind, tuple(receivers), path, tuple(capture), tuple(ports))
 
 
-def _port_expectations(top: Section, problems: Problems, lab: Lab) -> list[PortExpectation]:
+def _port_expectations(top: Section, problems: Problems, lab: Lab, duration: int | None
+                       ) -> list[PortExpectation]:
     """`expect_port: [{host: k8s-2, traffic: none|all}, ...]`: each a host of the lab,
     once, on a lab with a switch (two hosts without `switch:` are wired back to back)."""
     found: list[PortExpectation] = []
@@ -207,13 +217,17 @@ def _port_expectations(top: Section, problems: Problems, lab: Lab) -> list[PortE
         s = Section(problems, key, item)
         host = s.get("host", f.name)
         traffic = s.get("traffic", f.choice("none", "all"))
+        from_s = s.get("from_s", f.number(0, 3600), None)
         s.done()
+        if from_s is not None and duration is not None and from_s >= duration:
+            problems.add(s.key("from_s"), f"{from_s:g} s is not within the send "
+                         f"(duration: {duration} s)")
         if host is not None and host not in hosts:
             problems.add(s.key("host"), f"no host {host!r} (hosts: {', '.join(hosts)})")
         elif host in {p.host for p in found}:
             problems.add(s.key("host"), f"{host!r} is listed twice")
         elif host and traffic:
-            found.append(PortExpectation(host, traffic))
+            found.append(PortExpectation(host, traffic, from_s))
     if found and not lab.has_switch:
         problems.add("expect_port", f"needs a lab switch with a port per host: declare "
                      f"`switch:` in {shown_path(lab.source)} (its two hosts are otherwise "
@@ -263,7 +277,8 @@ SPREAD = "spread"  # `node: spread`: a pod group's members over the nodes in tur
 
 
 def _receivers(top: Section, problems: Problems, lab: Lab, default: Expectation | None,
-               sender_host: str | None, default_given: bool) -> list[ReceiverSpec]:
+               sender_host: str | None, default_given: bool, duration: int | None
+               ) -> list[ReceiverSpec]:
     result: list[ReceiverSpec] = []
     names: set[str] = set()
     keys: dict[str, str] = {}  # receiver name -> its key in the file
@@ -285,6 +300,10 @@ def _receivers(top: Section, problems: Problems, lab: Lab, default: Expectation 
             (lab.attachment.ifname if attachment else "eth0")
         iface = s.get("iface", f.ifname, iface_default)
         expect = _expectation(s.section("expect", required=False), problems, default)
+        leave = s.get("leave_after_s", f.number(0.1, 3600), None)
+        if leave is not None and duration is not None and leave >= duration:
+            problems.add(s.key("leave_after_s"), f"{leave:g} s is not within the send "
+                         f"(duration: {duration} s)")
         if placement == "host":
             for only_pods in ("count", "attachment", "node"):
                 if s.has(only_pods):
@@ -320,9 +339,25 @@ def _receivers(top: Section, problems: Problems, lab: Lab, default: Expectation 
                 nodes = tuple(names_[i % len(names_)] for i in range(count)) \
                     if node_word == SPREAD else (host,) * count
             result.append(ReceiverSpec(name, placement, host, iface, count,
-                                       attachment and placement == "pod", expect, nodes))
+                                       attachment and placement == "pod", expect, nodes,
+                                       leave))
     _pods_fit(result, problems, lab, keys)
+    _members_unique(result, problems, keys)
     return result
+
+
+def _members_unique(receivers: list[ReceiverSpec], problems: Problems,
+                    keys: dict[str, str]) -> None:
+    """Every member's name once (results, pods and files are named by it): `on-k8s` with
+    count 2 makes on-k8s-1 and on-k8s-2, which a receiver named on-k8s-2 would clash with."""
+    owner: dict[str, str] = {}
+    for r in receivers:
+        for member in r.members():
+            if member in owner and owner[member] != r.name:
+                problems.add(keys[r.name] + ".name",
+                             f"its member {member!r} clashes with a member of receiver "
+                             f"{owner[member]!r} (a group of N is named NAME-1 ... NAME-N)")
+            owner.setdefault(member, r.name)
 
 
 def _pods_fit(receivers: list[ReceiverSpec], problems: Problems, lab: Lab,

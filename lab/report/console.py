@@ -138,9 +138,13 @@ def _case_rows(case: CaseOutcome) -> list[_Row]:
                      _VERDICT.get(case_verdict, "-"), "",
                      "no receivers" if sent is None else f"sent {sent}, no receivers")]
     rows = []
+    # Pods on several nodes name their node(s); on one node, as ever, they do not.
+    pod_nodes = {r.host for r in case.receivers if r.placement == "pod"}
     for i, members in enumerate(groups):
         first = members[0]
-        on = f"pod {first.iface}" if first.placement == "pod" \
+        nodes = sorted({m.host for m in members})
+        on = (f"pod {first.iface}" + (f" on {','.join(nodes)}" if len(pod_nodes) > 1
+                                      else "")) if first.placement == "pod" \
             else f"{first.host} {first.iface}"
         name = first.receiver + (f" x{len(members)}" if len(members) > 1 else "")
         expect = first.expect or "-"

@@ -14,6 +14,7 @@ from lab import checkpoint
 from lab.backends.base import Backend, Pod
 from lab.capture import capture as tcpdump
 from lab.capture import pcap
+from lab.command import Result
 from lab.errors import BackendError, Interrupted, LabError
 from lab.host import Host, PodSpec, Process
 from lab.model.scenario import Case, Expectation, ReceiverSpec, Scenario, format_rate
@@ -114,13 +115,21 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
                 ep.process = ep.host.start(receiver_argv(s, ep.iface),
                                            timeout=listen_seconds(s) + 5)
             _wait_joined(endpoints, str(s.group))
+            # A snooping switch forwards the group to a port only once it has the join:
+            # the send starts when it has every receiver's (not merely when they joined).
+            backend.wait_for_switch(str(s.group), {ep.spec.node_of(ep.name)
+                                                   for ep in endpoints}, JOIN_TIMEOUT_S)
         checkpoint.reached("run-joined")
         ports_before = backend.port_tx() if s.expect_port else {}
         with reporter.step(f"{case.name}: send {s.duration} s at {_rate(case.rate)} from "
                            f"{s.sender_host}"):
-            result = sender.run(iperf.client_argv(s.group, s.port, s.ttl, s.duration, case.rate,
-                                                  s.sender_bind),
-                                timeout=s.duration + SENDER_SLACK_S, check=False)
+            argv = iperf.client_argv(s.group, s.port, s.ttl, s.duration, case.rate,
+                                     s.sender_bind)
+            if _has_timeline(s):
+                result = _send_on_timeline(s, argv, sender, backend, endpoints, pods,
+                                           ports_before, artifacts, case.name)
+            else:
+                result = sender.run(argv, timeout=s.duration + SENDER_SLACK_S, check=False)
             artifacts.write_sender(case.name, result)
             sent = iperf.parse_client_sent(result.stdout)
             if sent is None:
@@ -156,6 +165,50 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
     if interrupted is not None:
         raise interrupted
     return outcome
+
+
+def _has_timeline(s: Scenario) -> bool:
+    return any(r.leave_after_s is not None for r in s.receivers) or \
+        any(p.from_s is not None for p in s.expect_port)
+
+
+def _send_on_timeline(s: Scenario, argv: list[str], sender: Host, backend: Backend,
+                      endpoints: list[Endpoint], pods: list[Pod],
+                      ports_before: dict[str, tuple[int, int]], artifacts: RunArtifacts,
+                      case_name: str) -> Result:
+    """The sender in the background, and at their seconds into the send: receivers that
+    leave (a host's iperf ended, so its socket leaves the group; pods collected, then
+    deleted) and port counters that start counting late (`from_s`). Then the sender is
+    waited for, as long as `sender.run` would have."""
+    events: list[tuple[float, str, str]] = sorted(
+        [(r.leave_after_s, "leave", r.name) for r in s.receivers
+         if r.leave_after_s is not None]
+        + [(p.from_s, "port", p.host) for p in s.expect_port if p.from_s is not None])
+    process = sender.start(argv, timeout=s.duration + SENDER_SLACK_S)
+    began = time.monotonic()
+    for at, what, name in events:
+        # The scenario's own schedule (seconds into the send), not a wait for a state.
+        while process.running() and time.monotonic() < began + at:
+            time.sleep(min(0.02, max(0.0, began + at - time.monotonic())))
+        if what == "port":
+            ports_before[name] = backend.port_tx()[name]
+            continue
+        leaving = [ep for ep in endpoints if ep.spec.name == name]
+        _collect(leaving, artifacts, case_name, None)
+        # Their sockets closed, so their hosts report the leave; a pod is deleted once a
+        # snooping switch has heard it (as a kubelet stops a pod's processes before it
+        # tears down its network), from each port that no other receiver still holds.
+        staying = {ep.spec.node_of(ep.name) for ep in endpoints if not ep.collected}
+        backend.wait_for_leave(str(s.group), {ep.spec.node_of(ep.name) for ep in leaving}
+                               - staying, JOIN_TIMEOUT_S)
+        gone = [p for p in pods if p.name in {ep.name for ep in leaving}]
+        if gone:
+            backend.delete_pods(gone)
+            pods[:] = [p for p in pods if p not in gone]
+    deadline = began + s.duration + SENDER_SLACK_S
+    while process.running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return process.stop()
 
 
 def _start_captures(s: Scenario, backend: Backend, endpoints: list[Endpoint],

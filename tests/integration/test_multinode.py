@@ -69,7 +69,7 @@ def test_three_nodes_with_snooping_fan_out_and_keep_the_group_off_a_node_without
         backend = _backend(project)
         with Netlink(backend.switch_netns) as link:
             assert link.bridge("br0") == {"snooping": 1, "querier": 1, "igmp_version": 2}
-        proc = project.lab("run", "multinode-fanout", "snooping", "multinode-hosts",
+        proc = project.lab("run", "multinode-fanout", "snooping", "multinode-hosts", "leave",
                            timeout=600)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         summary = _summary(project)
@@ -100,6 +100,20 @@ def test_three_nodes_with_snooping_fan_out_and_keep_the_group_off_a_node_without
         hosts = _case(summary, "multinode-hosts")
         assert {r["host"] for r in hosts["receivers"]} == set(NODES)
         assert all(r["received"] == hosts["sent"] for r in hosts["receivers"])
+
+        # The only member on k8s-3 left 1.5 s into an 8 s send: it got about that share,
+        # and from 4 s on (the querier's last-member queries done) its port carried none.
+        leave = _case(summary, "leave")
+        stays, leaves = (next(r for r in leave["receivers"] if r["name"] == n)
+                         for n in ("stays", "leaves"))
+        assert stays["received"] == leave["sent"] and stays["host"] == "k8s"
+        assert 0.10 * leave["sent"] < leaves["received"] < 0.30 * leave["sent"], leaves
+        assert leaves["host"] == "k8s-3" and not leaves["complete"]
+        late = _ports(leave)["k8s-3"]
+        assert late["verdict"] == "pass" and late["bytes"] <= PORT_NONE_SHARE * \
+            leave["sent"] * UDP_PAYLOAD_BYTES, late
+        assert leave["verdict"] == "pass"
+        assert backend.pod_hosts() == {}  # the pod deleted mid-run is gone, as the others
     finally:
         project.lab("destroy", timeout=120)
     assert project.namespaces() == []
@@ -112,7 +126,7 @@ def test_without_snooping_every_port_floods_and_the_snooping_verdict_fails(
         project.lab("up", check_codes=(0,))
         with Netlink(_backend(project).switch_netns) as link:
             assert link.bridge("br0")["snooping"] == 0
-        proc = project.lab("run", "snooping", timeout=300)
+        proc = project.lab("run", "snooping", "leave", timeout=300)
         assert proc.returncode == 1, proc.stdout + proc.stderr  # a failed expectation
         snoop = _case(_summary(project), "snooping")
         ports = _ports(snoop)
@@ -123,6 +137,10 @@ def test_without_snooping_every_port_floods_and_the_snooping_verdict_fails(
         assert ports["k8s-3"]["packets"] >= snoop["sent"] and \
             ports["k8s-3"]["verdict"] == "fail"
         assert "switch port of k8s-3" in proc.stdout and "FAIL" in proc.stdout
+        # Flooding goes on after the last member left, too.
+        late = _ports(_case(_summary(project), "leave"))["k8s-3"]
+        assert late["verdict"] == "fail" and late["packets"] > 0.3 * \
+            _case(_summary(project), "leave")["sent"], late
     finally:
         project.lab("destroy", timeout=120)
     assert project.namespaces() == []

@@ -96,7 +96,7 @@ def test_spread_places_members_on_the_nodes_in_turn() -> None:
     assert [(p.host, p.traffic) for p in snoop.expect_port] == [
         ("k8s", "all"), ("k8s-2", "all"), ("k8s-3", "none")]
     assert snoop.receivers[0].nodes == ("k8s", "k8s")
-    assert snoop.receivers[1].node_of("on-k8s-2") == "k8s-2"  # a host receiver
+    assert snoop.receivers[1].node_of("nic-k8s-2") == "k8s-2"  # a host receiver
 
 
 def test_lab_file_refusals_name_the_key(tmp_path: Path) -> None:
@@ -166,3 +166,30 @@ def test_expect_port_needs_a_switch(tmp_path: Path) -> None:
     seed["switch"] = {"igmp_snooping": False}
     (tmp_path / "lab.yaml").write_text(yaml.safe_dump(seed))
     assert load_lab(tmp_path / "lab.yaml").has_switch
+
+
+def test_member_names_may_not_clash_across_receivers(tmp_path: Path) -> None:
+    problems = _scenario_problems(tmp_path, _example(), _scenario(receivers=[
+        {"name": "on-k8s", "placement": "pod", "count": 2},
+        {"name": "on-k8s-2", "placement": "host", "host": "k8s-2"}]))
+    assert problems == {"receivers[1].name": "its member 'on-k8s-2' clashes with a member of "
+                        "receiver 'on-k8s' (a group of N is named NAME-1 ... NAME-N)"}
+
+
+def test_leave_and_late_counting_are_within_the_send(tmp_path: Path) -> None:
+    lab = _example()
+    problems = _scenario_problems(tmp_path, lab, _scenario(
+        duration=5,
+        receivers=[{"name": "a", "placement": "pod", "node": "k8s", "leave_after_s": 5},
+                   {"name": "b", "placement": "host", "host": "k8s-2", "leave_after_s": 0}],
+        expect_port=[{"host": "k8s", "traffic": "none", "from_s": 7}]))
+    assert problems == {
+        "receivers[0].leave_after_s": "5 s is not within the send (duration: 5 s)",
+        "receivers[1].leave_after_s": "0 is out of range (0.1 to 3600)",
+        "expect_port[0].from_s": "7 s is not within the send (duration: 5 s)"}
+    leave = load_scenario(EXAMPLE / "scenarios" / "leave.yaml", load_lab(EXAMPLE / "lab.yaml"))
+    assert [r.leave_after_s for r in leave.receivers] == [None, 1.5]
+    assert [(p.host, p.from_s) for p in leave.expect_port] == [("k8s", None), ("k8s-3", 4)]
+    case = leave.cases()[0].as_dict()
+    assert case["receivers"][1]["leave_after_s"] == 1.5
+    assert case["expect_port"][1] == {"host": "k8s-3", "traffic": "none", "from_s": 4}

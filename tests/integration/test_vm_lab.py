@@ -227,8 +227,24 @@ def test_a_capture_on_the_vms_sees_the_join_and_every_datagram(vm_lab: Project) 
     assert {(r["name"], r["iface"]) for r in igmp} >= {("k8s", "eth1"), ("mcastsrc", "eth1")}
 
 
+VM_SNOOPING = {
+    "name": "vm-snooping", "group": "224.0.67.74", "port": 5008, "rate": "1M",
+    "duration": 4, "sender": {"host": "mcastsrc"},
+    "receivers": [{"name": "nic-k8s", "placement": "host", "host": "k8s"}],
+    "expect": {"receive": True},
+    "expect_port": [{"host": "k8s", "traffic": "all"}, {"host": "k8s-2", "traffic": "none"}]}
+VM_NODES = {
+    "name": "vm-nodes", "group": "224.0.67.75", "port": 5009, "rate": "1M", "duration": 4,
+    "sender": {"host": "mcastsrc"}, "expect": {"receive": True},
+    "receivers": [{"name": "nic-k8s", "placement": "host", "host": "k8s"},
+                  {"name": "nic-k8s-2", "placement": "host", "host": "k8s-2"}]}
+
+
 def test_two_labs_side_by_side_and_destroying_one_leaves_the_other(box: Path,
                                                                     vm_lab: Project) -> None:
+    """The second lab has two node VMs and the source on a lab switch that snoops IGMP
+    (the libvirt lab network's bridge, set from lab.yaml's `switch:`): host receivers on
+    both nodes, and the snooping verdict from the bridge's tap counters."""
     first = vm_lab
     assert json.loads(first.lab("status", "--json", check_codes=(0,)).stdout)["state"] == "up"
     # A second lab of the same project: its own name, file and lab subnet.
@@ -238,21 +254,43 @@ def test_two_labs_side_by_side_and_destroying_one_leaves_the_other(box: Path,
     data["network"] = dict(data["network"], subnet="192.168.57.0/24")
     data["hosts"] = [dict(h, address=h["address"].replace("192.168.56.", "192.168.57."))
                      for h in data["hosts"]]
-    data["attachment"]["range"] = {"start": "192.168.57.13", "end": "192.168.57.254"}
+    data["hosts"].append(dict(data["hosts"][-1], name="k8s-2", address="192.168.57.21"))
+    data["switch"] = {"igmp_snooping": True, "igmp_querier": True, "igmp_version": 2}
+    data["attachment"]["range"] = {"start": "192.168.57.100", "end": "192.168.57.254"}
     (first.dir / "other.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    for scenario in (VM_SNOOPING, VM_NODES):
+        (first.dir / f"{scenario['name']}.yaml").write_text(yaml.safe_dump(scenario))
     second = Project(first.dir, other, "other.yaml")
     try:
-        up = second.lab("up", "--provider", "libvirt", timeout=1500)
+        up = second.lab("up", "--provider", "libvirt", timeout=1800)
         assert up.returncode == 0, up.stdout + up.stderr
-        for lab in (first, second):
-            status = json.loads(lab.lab("status", "--json", check_codes=(0,)).stdout)
-            assert status["state"] == "up", status
-            assert [h["state"] for h in status["hosts"]] == ["running", "running"], status
+        status = json.loads(second.lab("status", "--json", check_codes=(0,)).stdout)
+        assert status["state"] == "up" and [h["state"] for h in status["hosts"]] == \
+            ["running"] * 3, status
         subnets = {_state(lab)["management_subnet"] for lab in (first, second)}
         assert len(subnets) == 2, subnets  # each lab its own management network
         assert sorted(_networks(second.name)) == [f"{other}-lab", f"{other}-mgmt"]
-        run = second.lab("run", "host-baseline", timeout=300)
+        bridge = _run("virsh", "-c", "qemu:///system", "net-info", f"{other}-lab",
+                      timeout=60).stdout.split("Bridge:")[1].split()[0]
+        settings = Path("/sys/class/net") / bridge / "bridge"
+        assert [(settings / k).read_text().strip() for k in
+                ("multicast_snooping", "multicast_querier", "multicast_igmp_version")] == \
+            ["1", "1", "2"]
+        run = second.lab("run", str(first.dir / "vm-nodes.yaml"),
+                         str(first.dir / "vm-snooping.yaml"), timeout=600)
         assert run.returncode == 0, run.stdout + run.stderr
+        result = sorted((first.dir / "results").glob("[0-9]*"))[-1]
+        cases = {c["name"]: c for c in json.loads((result / "summary.json").read_text())[
+            "scenarios"]}
+        nodes = cases["vm-nodes"]
+        assert {r["host"]: r["received"] for r in nodes["receivers"]} == \
+            {"k8s": nodes["sent"], "k8s-2": nodes["sent"]} and nodes["sent"] > 300, nodes
+        snoop = cases["vm-snooping"]
+        ports = {p["host"]: p for p in snoop["ports"]}
+        assert ports["k8s"]["packets"] >= snoop["sent"] > 300, snoop
+        # No member behind k8s-2's tap: the bridge kept the stream off it.
+        assert ports["k8s-2"]["verdict"] == "pass" and \
+            ports["k8s-2"]["packets"] < snoop["sent"] // 20, ports
     finally:
         destroy = second.lab("destroy", timeout=900)
     assert destroy.returncode == 0, destroy.stdout + destroy.stderr

@@ -10,7 +10,6 @@ machine's own namespace, so no interface of the machine is ever touched.
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import shutil
 import signal
@@ -19,7 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from lab import checkpoint, command, names
+from lab import checkpoint, command, names, snooping
 from lab.backends.base import (
     Backend,
     HostState,
@@ -40,12 +39,7 @@ NETNS_DIR = Path("/var/run/netns")
 POD_NETWORK_NAME = "pod-network"
 POD_BRIDGE = "cni0"
 SWITCH_BRIDGE = "br0"
-# The lab switch's IGMP query response interval (the kernel's default is 10 s): also how
-# long its querier waits after start-up before the bridge stops flooding.
-QUERY_RESPONSE_S = 1.0
-# A group's entry on a port counts down from the membership interval (260 s) while members
-# report, and from the last-member time (2 x 1 s, the kernel's defaults) once one left.
-LEAVE_HEARD_TIMER_S = 10.0
+
 
 
 def netns_exists(name: str) -> bool:
@@ -147,7 +141,7 @@ class NetnsBackend(Backend):
             with nl.Netlink(lan) as link:
                 link.add_bridge(SWITCH_BRIDGE, mcast_snooping=bool(sw and sw.igmp_snooping),
                                 querier=querier, igmp_version=sw.igmp_version if sw else 2,
-                                response_interval_cs=int(QUERY_RESPONSE_S * 100))
+                                response_interval_cs=int(snooping.QUERY_RESPONSE_S * 100))
                 querier_on = time.monotonic()
                 link.set_up(SWITCH_BRIDGE)
                 for host in hosts:
@@ -160,10 +154,7 @@ class NetnsBackend(Backend):
                     f"{host.address}/{self.lab.subnet.prefixlen}"))
                 link.set_up(nic)
         if querier:
-            # A bridge floods every group until its querier has been on for one query
-            # response interval (the kernel's start-up delay, br_multicast_set_querier):
-            # the lab is up, and snoops, once that has passed.
-            time.sleep(max(0.0, querier_on + QUERY_RESPONSE_S + 0.1 - time.monotonic()))
+            snooping.wait_out_querier_start(querier_on)  # the lab is up once it snoops
 
     def destroy(self) -> None:
         pods = dict(self.record.pods)
@@ -194,48 +185,24 @@ class NetnsBackend(Backend):
         return f"p{[h.name for h in self.lab.hosts].index(host)}"
 
     def switch_members(self, group: str) -> dict[str, float]:
-        """The hosts whose switch port the bridge has learned a member of `group` behind,
-        each with the seconds its entry has left (`bridge -s mdb show`): about the
-        membership interval (260 s) while members report, the last-member time (2 s)
-        once one has left."""
+        """The hosts whose switch port the bridge has an entry for `group` on, each with
+        the seconds it has left (lab.snooping)."""
         out = command.run(["ip", "netns", "exec", self.switch_netns, "bridge", "-j", "-s",
                            "mdb", "show"], timeout=10, what="read the lab switch's memberships")
-        ports = {self.switch_port(h.name): h.name for h in self.lab.hosts}
-        return {ports[e["port"]]: float(e.get("timer") or 0)
-                for table in json.loads(out.stdout or "[]") for e in table.get("mdb", [])
-                if e.get("grp") == group and e.get("port") in ports}
+        return snooping.memberships(out.stdout, group, {self.switch_port(h.name): h.name
+                                                        for h in self.lab.hosts})
 
     def _snoops(self) -> bool:
         sw = self.lab.switch
         return bool(sw and sw.igmp_snooping and sw.igmp_querier)
 
     def wait_for_switch(self, group: str, hosts: set[str], timeout: float) -> None:
-        if not self._snoops():
-            return  # a switch that floods forwards every group to every port already
-        deadline = time.monotonic() + timeout
-        while not hosts <= (learned := set(self.switch_members(group))):
-            if time.monotonic() > deadline:
-                raise BackendError(f"the lab switch did not learn {group} on the port(s) of "
-                                   f"{', '.join(sorted(hosts - learned))} within {timeout:g} s "
-                                   "although the receivers there joined: no IGMP report "
-                                   "reached it")
-            time.sleep(0.05)
+        if self._snoops():  # a switch that floods forwards every group to every port
+            snooping.wait_joined(lambda: self.switch_members(group), group, hosts, timeout)
 
     def wait_for_leave(self, group: str, hosts: set[str], timeout: float) -> None:
-        if not self._snoops() or not hosts:
-            return
-        deadline = time.monotonic() + timeout
-        while True:
-            entries = self.switch_members(group)
-            # Gone, or down to the last-member time: the leave has been heard.
-            pending = {h for h in hosts if entries.get(h, 0.0) > LEAVE_HEARD_TIMER_S}
-            if not pending:
-                return
-            if time.monotonic() > deadline:
-                raise BackendError(f"the lab switch heard no leave of {group} from the port(s) "
-                                   f"of {', '.join(sorted(pending))} within {timeout:g} s of "
-                                   "the receivers there ending")
-            time.sleep(0.05)
+        if self._snoops() and hosts:
+            snooping.wait_left(lambda: self.switch_members(group), group, hosts, timeout)
 
     def port_tx(self) -> dict[str, tuple[int, int]]:
         """(packets, bytes) the lab switch has sent out of each host's port, read from the

@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
-from lab import names
+from lab import names, snooping
 from lab.backends.base import (
     Backend,
     HostState,
@@ -96,11 +96,14 @@ class VagrantBackend(Backend):
         r.selfcheck = []  # the last `up`'s no longer says anything about this one
         self.state.save()
         management = None
+        querier_on: float | None = None
         if self.provider == "libvirt":
             with self.reporter.step(f"libvirt networks (management: "
                                     f"{self.lab.vagrant.libvirt.management}; lab: isolated)"):
                 management = self._management_subnet()
                 libvirtnet.ensure(self.lab, management, self._record_network)
+                querier_on = time.monotonic() if libvirtnet.configure_switch(self.lab) \
+                    else None
         write_input(self.lab, vagrant_input(self.lab, self.provider, management))
         cli = self._cli()
         states = cli.status() if r.ssh else {}
@@ -158,8 +161,42 @@ class VagrantBackend(Backend):
                 raise BackendError(f"self-check failed: {first.name}: {first.message}\n"
                                    f"  look at: {first.fix}\n  `lab logs` gathers what it "
                                    "takes to see why, into one file to send")
+        if querier_on is not None:
+            snooping.wait_out_querier_start(querier_on)  # long past after a boot, as a rule
         r.status = "up"
         self.state.save()
+
+    # -- the lab switch: the libvirt lab network's bridge ---------------------------------
+    def _switch_ports(self) -> dict[str, str]:
+        if self.provider != "libvirt":
+            raise BackendError(
+                "VirtualBox's host-only network is no bridge of this machine: lab cannot read "
+                "its ports (expect_port) and it does not snoop IGMP; use --provider libvirt "
+                "(Linux) or the netns backend")
+        return libvirtnet.lab_ports(self.lab, [h.name for h in self.lab.hosts])
+
+    def port_tx(self) -> dict[str, tuple[int, int]]:
+        return libvirtnet.port_tx(self._switch_ports())
+
+    def _switch_members(self, group: str, ports: dict[str, str]) -> dict[str, float]:
+        return snooping.memberships(libvirtnet.mdb_json(self.lab), group,
+                                    {tap: host for host, tap in ports.items()})
+
+    def _snoops(self) -> bool:
+        sw = self.lab.switch
+        return self.provider == "libvirt" and bool(sw and sw.igmp_snooping and sw.igmp_querier)
+
+    def wait_for_switch(self, group: str, hosts: set[str], timeout: float) -> None:
+        if self._snoops():
+            ports = self._switch_ports()
+            snooping.wait_joined(lambda: self._switch_members(group, ports), group, hosts,
+                                 timeout)
+
+    def wait_for_leave(self, group: str, hosts: set[str], timeout: float) -> None:
+        if self._snoops() and hosts:
+            ports = self._switch_ports()
+            snooping.wait_left(lambda: self._switch_members(group, ports), group, hosts,
+                               timeout)
 
     def _record_step(self, outcome: StepOutcome) -> None:
         # `lab status` shows this while another `lab up` provisions.

@@ -84,6 +84,13 @@ def checks(lab: Lab, options: Mapping[str, str] | None = None,
     vagrant = _vagrant_version(m, found)
     if provider == "virtualbox":
         found.extend(_virtualbox_checks(lab, m, vagrant))
+        if lab.switch is not None and lab.switch.igmp_snooping:
+            found.append(Check(
+                "switch", False, "lab.yaml's switch snoops IGMP, and VirtualBox's host-only "
+                "network cannot (nor can lab read its ports): every group floods every VM, "
+                "and scenarios with expect_port end in an error, not a verdict.",
+                "use --provider libvirt (Linux) or the netns backend to see snooping",
+                blocking=False))
     elif plat.system == "linux":
         found.extend(_libvirt_checks(m))
     if lab.kubernetes.provision:

@@ -21,9 +21,10 @@ import ipaddress
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from lab import command, names
+from lab import command, names, snooping
 from lab.errors import BackendError
 from lab.model.lab import Lab
 
@@ -156,3 +157,73 @@ def remove(names: list[str]) -> None:
             if have[name]:
                 _virsh("net-destroy", name)
             _virsh("net-undefine", name)
+
+
+# -- the lab network's bridge as the lab switch ------------------------------------------
+
+SYS_NET = Path("/sys/class/net")
+
+
+def lab_bridge(lab: Lab) -> str:
+    """The bridge libvirt made for the lab network (`virsh net-info`'s Bridge:)."""
+    name = names.libvirt_lab_network(lab.name)
+    for line in _virsh("net-info", name).stdout.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Bridge" and value.strip():
+            return value.strip()
+    raise BackendError(f"virsh net-info {name} names no bridge")
+
+
+def configure_switch(lab: Lab) -> bool:
+    """Set the lab network's bridge (this lab's own, made by libvirt for it) as lab.yaml's
+    `switch:` says, through sysfs; True when its querier was turned on now. Without
+    `switch:`, the bridge stays as libvirt made it (it floods: no querier)."""
+    sw = lab.switch
+    if sw is None:
+        return False
+    bridge = SYS_NET / lab_bridge(lab) / "bridge"
+    settings = [("multicast_snooping", int(sw.igmp_snooping))]
+    if sw.igmp_snooping:
+        settings += [("multicast_igmp_version", sw.igmp_version),
+                     ("multicast_query_response_interval",
+                      int(snooping.QUERY_RESPONSE_S * 100))]
+    was = (bridge / "multicast_querier").read_text().strip()
+    # The querier last: the kernel takes its start-up delay from the response interval.
+    settings.append(("multicast_querier", int(sw.igmp_snooping and sw.igmp_querier)))
+    for key, value in settings:
+        (bridge / key).write_text(f"{value}\n")
+    return was != "1" and bool(sw.igmp_snooping and sw.igmp_querier)
+
+
+def lab_ports(lab: Lab, hosts: list[str]) -> dict[str, str]:
+    """Each host's port on the lab network's bridge: its VM's tap device there, from
+    `virsh domiflist` (the row whose source is the lab network)."""
+    network = names.libvirt_lab_network(lab.name)
+    ports: dict[str, str] = {}
+    for host in hosts:
+        domain = names.vm_prefix(lab.name) + host
+        for line in _virsh("domiflist", domain).stdout.splitlines():
+            cols = line.split()
+            if len(cols) >= 3 and cols[1] in ("network", "bridge") and cols[2] == network:
+                ports[host] = cols[0]
+    missing = [h for h in hosts if h not in ports or ports[h] == "-"]
+    if missing:
+        raise BackendError(f"no port on {network} for {', '.join(missing)} "
+                           "(virsh domiflist); is the VM running?")
+    return ports
+
+
+def port_tx(ports: dict[str, str]) -> dict[str, tuple[int, int]]:
+    """(packets, bytes) the bridge has sent out of each port toward its VM: a tap's own
+    tx counters, as this machine sees them."""
+    counts = {}
+    for host, tap in ports.items():
+        stats = SYS_NET / tap / "statistics"
+        counts[host] = (int((stats / "tx_packets").read_text()),
+                        int((stats / "tx_bytes").read_text()))
+    return counts
+
+
+def mdb_json(lab: Lab) -> str:
+    return command.run(["bridge", "-j", "-s", "mdb", "show", "dev", lab_bridge(lab)],
+                       timeout=10, what="read the lab network's memberships").stdout

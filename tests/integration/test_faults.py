@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -96,15 +97,21 @@ def test_pod_deleted_under_the_lab_mid_stream(project: Project) -> None:
 
 
 def test_cni_add_failure_is_an_error_and_cleans_up(project: Project) -> None:
-    # An attachment range of one address: the second attached pod's ADD fails in host-local.
+    # An attachment range of two addresses, one held by a stale lease (as a crashed run of
+    # another tool could leave): the second attached pod's ADD fails in host-local. (Two
+    # pods in a range of one are refused before the run, by the scenario's validation.)
     data = yaml.safe_load(project.lab_file.read_text())
-    data["attachment"]["range"] = {"start": "192.168.56.13", "end": "192.168.56.13"}
+    data["attachment"]["range"] = {"start": "192.168.56.13", "end": "192.168.56.14"}
     project.lab_file.write_text(yaml.safe_dump(data))
     two = yaml.safe_load((project.dir / "scenarios" / "fanout.yaml").read_text())
     two["receivers"][0]["count"] = 2
     two["duration"] = 1
     (project.dir / "two.yaml").write_text(yaml.safe_dump(two))
     project.lab("up", check_codes=(0,))
+    store = Path(os.environ.get("LAB_CNI_DATA_DIR", "/var/lib/cni")) / \
+        f"lab-{project.name}" / data["attachment"]["name"]
+    store.mkdir(parents=True, exist_ok=True)
+    (store / "192.168.56.14").write_text("stale-container\r\neth1")
     proc = project.lab("run", str(project.dir / "two.yaml"), check_codes=(3,))
     (case,) = _summary(project)["scenarios"]
     assert case["verdict"] == "error" and "CNI ADD" in case["error"], case["error"]

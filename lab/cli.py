@@ -93,7 +93,9 @@ class Context:
 
         recorded = state.backend
         option = None if self.backend_option == registry.AUTO else self.backend_option
-        name = option or recorded or self.lab.backend
+        # `--backend auto` asks for auto over the lab file's choice, unless a lab is up.
+        name = option or recorded or (registry.AUTO if self.backend_option == registry.AUTO
+                                      else self.lab.backend)
         if option and recorded and recorded != option:
             raise UsageError(f"lab {self.lab.name} is up with the {recorded} backend; "
                              f"`lab destroy` it before using --backend {self.backend_option}")

@@ -111,8 +111,9 @@ COMMANDS = {"apt": "sudo apt-get install {}", "dnf": "sudo dnf install {}",
 def install_hint(what: str, plat: Platform) -> str:
     """The command that installs `what` on this OS ("brew install --cask virtualbox"), or
     where to download it when this OS's installer has no package for it."""
-    default = {"darwin": "brew", "windows": "winget"}.get(plat.system, "apt")
-    installer = plat.installer or default
+    # Without a known installer: macOS users are told Homebrew's line (lab's README asks for
+    # Homebrew there), others the download page or their own package manager.
+    installer = plat.installer or ("brew" if plat.system == "darwin" else "")
     package = PACKAGES.get(what, {}).get(installer)
     if package:
         command = COMMANDS[installer].format(package)
@@ -120,6 +121,8 @@ def install_hint(what: str, plat: Platform) -> str:
     if what in DOWNLOADS:
         shown, page = DOWNLOADS[what]
         return f"install {shown} from {page}"
+    if plat.system == "linux" and not plat.installer:
+        return f"install {what} with this system's package manager"
     return f"install {what}"
 
 

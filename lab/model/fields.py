@@ -97,7 +97,9 @@ def read_input_file(path: Path, shown: str) -> str:
     would block for ever, so the file is opened without blocking and checked first.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+        # O_NONBLOCK and O_NOCTTY are POSIX's: Windows has neither (nor FIFOs to block on).
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) |
+                     getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         raise ConfigError([Problem(shown, "", "file not found")]) from None
     except OSError as exc:

@@ -219,7 +219,10 @@ def _port_expectations(top: Section, problems: Problems, lab: Lab, duration: int
         traffic = s.get("traffic", f.choice("none", "all"))
         from_s = s.get("from_s", f.number(0, 3600), None)
         s.done()
-        if from_s is not None and duration is not None and from_s >= duration:
+        if from_s is not None and traffic == "all":
+            problems.add(s.key("from_s"), "counts part of the send, which cannot hold every "
+                         "datagram sent: use it with traffic: none")
+        elif from_s is not None and duration is not None and from_s >= duration:
             problems.add(s.key("from_s"), f"{from_s:g} s is not within the send "
                          f"(duration: {duration} s)")
         if host is not None and host not in hosts:

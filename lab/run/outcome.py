@@ -102,8 +102,10 @@ class PortOutcome:
 
 def judge_port(expect: str, packets: int, nbytes: int, sent: int | None,
                payload_bytes: int) -> str:
-    """`all`: at least a packet per datagram sent; `none`: under PORT_NONE_SHARE of the
-    stream's payload in bytes (each datagram alone carries `payload_bytes`)."""
+    """`all`: at least a packet per datagram sent, i.e. the stream reached the port (the
+    counter holds queries and ARP too, so it does not prove each datagram did: the
+    receivers' own counts do); `none`: under PORT_NONE_SHARE of the stream's payload in
+    bytes (each datagram alone carries `payload_bytes`)."""
     if not sent:
         return "fail"
     if expect == "all":

@@ -117,8 +117,8 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
             _wait_joined(endpoints, str(s.group))
             # A snooping switch forwards the group to a port only once it has the join:
             # the send starts when it has every receiver's (not merely when they joined).
-            backend.wait_for_switch(str(s.group), {ep.spec.node_of(ep.name)
-                                                   for ep in endpoints}, JOIN_TIMEOUT_S)
+            backend.wait_for_switch(str(s.group), _on_lab_network(endpoints, backend),
+                                    JOIN_TIMEOUT_S)
         checkpoint.reached("run-joined")
         ports_before = backend.port_tx() if s.expect_port else {}
         with reporter.step(f"{case.name}: send {s.duration} s at {_rate(case.rate)} from "
@@ -167,6 +167,15 @@ def run_case(case: Case, backend: Backend, artifacts: RunArtifacts,
     return outcome
 
 
+def _on_lab_network(endpoints: list[Endpoint], backend: Backend) -> set[str]:
+    """The hosts whose lab-switch port a receiver's join must reach: attached pods' nodes
+    and host receivers on the lab NIC (a pod without the attachment joins on eth0, and a
+    host receiver on another interface, elsewhere)."""
+    return {ep.spec.node_of(ep.name) for ep in endpoints
+            if (ep.spec.placement == "pod" and ep.spec.attachment)
+            or (ep.spec.placement == "host" and ep.iface == backend.lab_nic(ep.spec.host))}
+
+
 def _has_timeline(s: Scenario) -> bool:
     return any(r.leave_after_s is not None for r in s.receivers) or \
         any(p.from_s is not None for p in s.expect_port)
@@ -185,6 +194,18 @@ def _send_on_timeline(s: Scenario, argv: list[str], sender: Host, backend: Backe
          if r.leave_after_s is not None]
         + [(p.from_s, "port", p.host) for p in s.expect_port if p.from_s is not None])
     process = sender.start(argv, timeout=s.duration + SENDER_SLACK_S)
+    try:
+        return _timeline(s, events, process, backend, endpoints, pods, ports_before,
+                         artifacts, case_name)
+    except BaseException:
+        process.stop()  # a failed step or Ctrl-C: no stray stream into the next case
+        raise
+
+
+def _timeline(s: Scenario, events: list[tuple[float, str, str]], process: Process,
+              backend: Backend, endpoints: list[Endpoint], pods: list[Pod],
+              ports_before: dict[str, tuple[int, int]], artifacts: RunArtifacts,
+              case_name: str) -> Result:
     began = time.monotonic()
     for at, what, name in events:
         # The scenario's own schedule (seconds into the send), not a wait for a state.
@@ -198,9 +219,9 @@ def _send_on_timeline(s: Scenario, argv: list[str], sender: Host, backend: Backe
         # Their sockets closed, so their hosts report the leave; a pod is deleted once a
         # snooping switch has heard it (as a kubelet stops a pod's processes before it
         # tears down its network), from each port that no other receiver still holds.
-        staying = {ep.spec.node_of(ep.name) for ep in endpoints if not ep.collected}
-        backend.wait_for_leave(str(s.group), {ep.spec.node_of(ep.name) for ep in leaving}
-                               - staying, JOIN_TIMEOUT_S)
+        staying = _on_lab_network([ep for ep in endpoints if not ep.collected], backend)
+        backend.wait_for_leave(str(s.group), _on_lab_network(leaving, backend) - staying,
+                               JOIN_TIMEOUT_S)
         gone = [p for p in pods if p.name in {ep.name for ep in leaving}]
         if gone:
             backend.delete_pods(gone)

@@ -68,9 +68,17 @@ def test_three_nodes_with_snooping_fan_out_and_keep_the_group_off_a_node_without
         project.lab("up", check_codes=(0,))
         backend = _backend(project)
         with Netlink(backend.switch_netns) as link:
-            assert link.bridge("br0") == {"snooping": 1, "querier": 1, "igmp_version": 2}
+            assert link.bridge("br0") == {"snooping": 1, "querier": 1, "igmp_version": 3}
+        # A pod without the attachment joins on eth0: its join never reaches the lab
+        # switch, and the run must not wait for it there.
+        (project.dir / "plain.yaml").write_text(yaml.safe_dump({
+            "name": "plain", "group": "224.0.67.76", "port": 5011, "rate": "1M",
+            "duration": 2, "sender": {"host": "mcastsrc"},
+            "receivers": [{"name": "plain", "placement": "pod", "node": "k8s-2",
+                           "attachment": False, "expect": {"receive": False}},
+                          {"name": "nic", "host": "k8s-2", "expect": {"receive": True}}]}))
         proc = project.lab("run", "multinode-fanout", "snooping", "multinode-hosts", "leave",
-                           timeout=600)
+                           str(project.dir / "plain.yaml"), timeout=600)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         summary = _summary(project)
 
@@ -114,6 +122,9 @@ def test_three_nodes_with_snooping_fan_out_and_keep_the_group_off_a_node_without
             leave["sent"] * UDP_PAYLOAD_BYTES, late
         assert leave["verdict"] == "pass"
         assert backend.pod_hosts() == {}  # the pod deleted mid-run is gone, as the others
+        plain = _case(summary, "plain")
+        assert plain["verdict"] == "pass" and [r["received"] for r in plain["receivers"]] \
+            == [0, plain["sent"]], plain
     finally:
         project.lab("destroy", timeout=120)
     assert project.namespaces() == []
@@ -126,6 +137,14 @@ def test_without_snooping_every_port_floods_and_the_snooping_verdict_fails(
         project.lab("up", check_codes=(0,))
         with Netlink(_backend(project).switch_netns) as link:
             assert link.bridge("br0")["snooping"] == 0
+        # The lab file now asks for snooping: the lab that is up does not have it, and a
+        # second `lab up` says so rather than judge the old bridge by the new file.
+        data = yaml.safe_load(project.lab_file.read_text())
+        changed = dict(data, switch={"igmp_snooping": True, "igmp_querier": True})
+        (project.dir / "changed.yaml").write_text(yaml.safe_dump(changed))
+        again = Project(project.dir, project.name, "changed.yaml").lab("up")
+        assert again.returncode == 3 and "is up with another lab switch" in again.stderr, \
+            again.stderr
         proc = project.lab("run", "snooping", "leave", timeout=300)
         assert proc.returncode == 1, proc.stdout + proc.stderr  # a failed expectation
         snoop = _case(_summary(project), "snooping")

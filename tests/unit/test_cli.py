@@ -32,6 +32,16 @@ def test_status_of_a_lab_never_brought_up(lab_file: Path, capsys: pytest.Capture
     assert [h["state"] for h in data["hosts"]] == ["not created", "not created"]
 
 
+def test_backend_auto_on_the_command_line_overrides_the_lab_file(
+        lab_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = yaml.safe_load(lab_file.read_text())
+    data["backend"] = "vagrant"
+    lab_file.write_text(yaml.safe_dump(data))
+    assert main(["--backend", "auto", "status", "--json"]) == 0
+    chosen = json.loads(capsys.readouterr().out)["backend"]
+    assert chosen == ("netns" if os.geteuid() == 0 or shutil.which("sudo") else "vagrant")
+
+
 def test_results_without_runs_is_a_usage_error(lab_file: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["results"]) == 2

@@ -51,7 +51,7 @@ def _scenario(**extra: Any) -> dict[str, Any]:
 def test_the_example_splits_the_range_and_the_pod_network_per_node() -> None:
     lab = load_lab(EXAMPLE / "lab.yaml")
     assert [n.name for n in lab.nodes] == ["k8s", "k8s-2", "k8s-3"] and lab.node.name == "k8s"
-    assert lab.switch == SwitchSettings(igmp_snooping=True, igmp_querier=True, igmp_version=2)
+    assert lab.switch == SwitchSettings(igmp_snooping=True, igmp_querier=True, igmp_version=3)
     assert [lab.node_range(n.name) for n in lab.nodes] == [
         (IP("192.168.56.100"), IP("192.168.56.149")),
         (IP("192.168.56.150"), IP("192.168.56.199")),
@@ -182,8 +182,11 @@ def test_leave_and_late_counting_are_within_the_send(tmp_path: Path) -> None:
         duration=5,
         receivers=[{"name": "a", "placement": "pod", "node": "k8s", "leave_after_s": 5},
                    {"name": "b", "placement": "host", "host": "k8s-2", "leave_after_s": 0}],
-        expect_port=[{"host": "k8s", "traffic": "none", "from_s": 7}]))
+        expect_port=[{"host": "k8s", "traffic": "none", "from_s": 7},
+                     {"host": "k8s-2", "traffic": "all", "from_s": 1}]))
     assert problems == {
+        "expect_port[1].from_s": "counts part of the send, which cannot hold every datagram "
+                                 "sent: use it with traffic: none",
         "receivers[0].leave_after_s": "5 s is not within the send (duration: 5 s)",
         "receivers[1].leave_after_s": "0 is out of range (0.1 to 3600)",
         "expect_port[0].from_s": "7 s is not within the send (duration: 5 s)"}

@@ -88,7 +88,7 @@ def test_configure_switch_writes_the_querier_last(lab: Any, virsh: list[tuple[st
     assert libvirtnet.configure_switch(lab) is True  # the querier was off: turned on now
     assert written[-1] == "multicast_querier"
     assert {k: (bridge / k).read_text().strip() for k in written} == {
-        "multicast_snooping": "1", "multicast_igmp_version": "2",
+        "multicast_snooping": "1", "multicast_igmp_version": "3",
         "multicast_query_response_interval": "100", "multicast_querier": "1"}
     assert libvirtnet.configure_switch(lab) is False  # already on: no start-up delay now
 
@@ -114,3 +114,23 @@ def test_virtualbox_says_it_cannot_snoop(lab: Any) -> None:
     assert "switch" not in {c.name for c in checks(
         load_lab(REPO / "lab.yaml"), {"provider": "virtualbox"},
         machine=SimulatedMachine(_mac().platform))}
+
+
+def test_a_bridge_it_may_not_set_is_a_clear_error(lab: Any, virsh: list[tuple[str, ...]],
+                                                 tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_sys = tmp_path / "sys"  # FAKE /sys/class/net, whose files refuse writes
+    bridge = fake_sys / "virbr3" / "bridge"
+    bridge.mkdir(parents=True)
+    (bridge / "multicast_querier").write_text("0\n")
+    monkeypatch.setattr(libvirtnet, "SYS_NET", fake_sys)
+
+    def refuse(self: Path, *a: Any, **k: Any) -> int:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "write_text", refuse)
+    from lab.errors import BackendError
+
+    with pytest.raises(BackendError) as info:
+        libvirtnet.configure_switch(lab)
+    assert "run lab as root (sudo)" in str(info.value) and "virbr3" in str(info.value)

@@ -82,6 +82,7 @@ class NetnsBackend(Backend):
         self.preflight()
         if self.record.status == "up" and all(
                 netns_exists(ns) for ns in self.record.namespaces):
+            self._same_switch()
             self.reporter.info(f"lab {self.lab.name} is already up (netns)")
             return
         if self.record.status:
@@ -115,6 +116,25 @@ class NetnsBackend(Backend):
             raise
         self.record.status = "up"
         self.state.save()
+
+    def _same_switch(self) -> None:
+        """A lab that is up keeps the wiring it was made with: refuse a lab file whose
+        `switch:` now asks for another (the run would judge with the new settings a
+        bridge that still has the old)."""
+        has = self.switch_netns in self.record.namespaces
+        sw = self.lab.switch
+        now: dict[str, int] = {}
+        if has:
+            with nl.Netlink(self.switch_netns) as link:
+                now = link.bridge(SWITCH_BRIDGE)
+        wanted = {"snooping": int(bool(sw and sw.igmp_snooping))}
+        if sw and sw.igmp_snooping:
+            wanted.update(querier=int(sw.igmp_querier), igmp_version=sw.igmp_version)
+        if has != self.lab.has_switch or (has and any(now.get(k) != v
+                                                       for k, v in wanted.items())):
+            raise BackendError(f"lab {self.lab.name} is up with another lab switch than "
+                               f"{self.lab.source.name} now declares (switch:); run `lab "
+                               "destroy` and `lab up` to make it anew")
 
     def _add_netns(self, netns: str, role: str) -> None:
         self.record.namespaces[netns] = role

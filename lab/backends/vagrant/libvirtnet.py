@@ -187,11 +187,20 @@ def configure_switch(lab: Lab) -> bool:
         settings += [("multicast_igmp_version", sw.igmp_version),
                      ("multicast_query_response_interval",
                       int(snooping.QUERY_RESPONSE_S * 100))]
-    was = (bridge / "multicast_querier").read_text().strip()
+    try:
+        was = (bridge / "multicast_querier").read_text().strip()
+    except OSError as exc:
+        raise BackendError(f"cannot read the lab network's bridge ({exc})") from None
     # The querier last: the kernel takes its start-up delay from the response interval.
     settings.append(("multicast_querier", int(sw.igmp_snooping and sw.igmp_querier)))
-    for key, value in settings:
-        (bridge / key).write_text(f"{value}\n")
+    try:
+        for key, value in settings:
+            (bridge / key).write_text(f"{value}\n")
+    except OSError as exc:
+        raise BackendError(f"cannot set the lab network's bridge {bridge.parent.name} as "
+                           f"lab.yaml's switch: says ({bridge / key}: {exc.strerror}): run "
+                           "lab as root (sudo) for a lab with switch:, or remove switch: "
+                           "from lab.yaml") from None
     return was != "1" and bool(sw.igmp_snooping and sw.igmp_querier)
 
 

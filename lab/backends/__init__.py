@@ -42,8 +42,9 @@ def resolve(name: str, plat: hostos.Platform | None = None) -> str:
     return name
 
 
-def _package(name: str) -> ModuleType:
-    return importlib.import_module(registry.entry(resolve(name)).package)
+def _package(resolved: str) -> ModuleType:
+    """The package of a backend `resolve` has chosen (imported only now, only that one)."""
+    return importlib.import_module(registry.entry(resolved).package)
 
 
 def check_options(name: str, options: Mapping[str, str | None]) -> dict[str, str]:

@@ -119,6 +119,12 @@ class SwitchSettings:
     igmp_querier: bool = False
     igmp_version: int = 2  # of the querier's queries: 2 or 3
 
+    @property
+    def snoops(self) -> bool:
+        """Whether a group reaches only its members' ports: snooping with a querier (a
+        snooping bridge that hears no querier floods)."""
+        return self.igmp_snooping and self.igmp_querier
+
 
 # The pod network of a node when the lab has several: a /24 each, as flannel hands out.
 NODE_POD_PREFIX = 24

@@ -157,7 +157,7 @@ class NetnsBackend(Backend):
             # Without `switch:` in the lab file: no IGMP snooping (with no querier a
             # snooping bridge floods anyway, DESIGN.md). With it: as declared.
             sw = self.lab.switch
-            querier = bool(sw and sw.igmp_snooping and sw.igmp_querier)
+            querier = bool(sw and sw.snoops)
             with nl.Netlink(lan) as link:
                 link.add_bridge(SWITCH_BRIDGE, mcast_snooping=bool(sw and sw.igmp_snooping),
                                 querier=querier, igmp_version=sw.igmp_version if sw else 2,
@@ -214,7 +214,7 @@ class NetnsBackend(Backend):
 
     def _snoops(self) -> bool:
         sw = self.lab.switch
-        return bool(sw and sw.igmp_snooping and sw.igmp_querier)
+        return bool(sw and sw.snoops)
 
     def wait_for_switch(self, group: str, hosts: set[str], timeout: float) -> None:
         if self._snoops():  # a switch that floods forwards every group to every port

@@ -184,7 +184,7 @@ class VagrantBackend(Backend):
 
     def _snoops(self) -> bool:
         sw = self.lab.switch
-        return self.provider == "libvirt" and bool(sw and sw.igmp_snooping and sw.igmp_querier)
+        return self.provider == "libvirt" and bool(sw and sw.snoops)
 
     def wait_for_switch(self, group: str, hosts: set[str], timeout: float) -> None:
         if self._snoops():

@@ -192,7 +192,7 @@ def configure_switch(lab: Lab) -> bool:
     except OSError as exc:
         raise BackendError(f"cannot read the lab network's bridge ({exc})") from None
     # The querier last: the kernel takes its start-up delay from the response interval.
-    settings.append(("multicast_querier", int(sw.igmp_snooping and sw.igmp_querier)))
+    settings.append(("multicast_querier", int(sw.snoops)))
     try:
         for key, value in settings:
             (bridge / key).write_text(f"{value}\n")
@@ -201,7 +201,7 @@ def configure_switch(lab: Lab) -> bool:
                            f"lab.yaml's switch: says ({bridge / key}: {exc.strerror}): run "
                            "lab as root (sudo) for a lab with switch:, or remove switch: "
                            "from lab.yaml") from None
-    return was != "1" and bool(sw.igmp_snooping and sw.igmp_querier)
+    return was != "1" and sw.snoops
 
 
 def lab_ports(lab: Lab, hosts: list[str]) -> dict[str, str]:

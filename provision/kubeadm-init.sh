@@ -10,12 +10,7 @@ set -euo pipefail
 export KUBECONFIG=/etc/kubernetes/admin.conf
 version=$(kubeadm version -o short)
 
-# The kubelet's node IP; a changed file takes effect only when the kubelet restarts.
-kubelet_args="KUBELET_EXTRA_ARGS=--node-ip=$LAB_ADDRESS"
-if [[ "$(cat /etc/default/kubelet 2>/dev/null || true)" != "$kubelet_args" ]]; then
-    echo "$kubelet_args" > /etc/default/kubelet
-    systemctl restart kubelet || true  # before init it restarts until kubeadm configures it
-fi
+lab_kubelet_node_ip "$LAB_ADDRESS"
 
 # The sandbox image containerd was given (containerd step) must be the one kubeadm wants.
 wanted=$(kubeadm config images list --kubernetes-version "$version" 2>/dev/null | grep '/pause:' || true)

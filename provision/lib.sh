@@ -125,3 +125,13 @@ lab_image_archive() {  # ROOTFS NAME:TAG OUT.tar: a one-layer image as `ctr imag
     tar -C "$work" -cf "$out" manifest.json "$config.json" "$diff"
     rm -rf "$work"
 }
+
+lab_kubelet_node_ip() {  # ADDRESS: the kubelet's node IP, the lab address (not the NAT NIC's)
+    # A changed file takes effect only when the kubelet restarts; before kubeadm init or
+    # join configures it, the kubelet restarts in a loop anyway.
+    local args="KUBELET_EXTRA_ARGS=--node-ip=$1" file=${LAB_KUBELET_DEFAULTS:-/etc/default/kubelet}
+    if [[ "$(cat "$file" 2>/dev/null || true)" != "$args" ]]; then
+        echo "$args" > "$file"
+        systemctl restart kubelet || true
+    fi
+}

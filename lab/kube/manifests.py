@@ -19,6 +19,9 @@ from lab.host import PodSpec
 from lab.model.lab import Lab
 
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
+# Every node's kubelet labels it with its hostname, which the Vagrantfile sets to the
+# lab's host name (as kubeadm's --node-name).
+HOSTNAME_LABEL = "kubernetes.io/hostname"
 RECEIVER_ANNOTATION = "mcast-lab/receiver"
 # A pod ends by itself this long after its receiver would, even if nobody deletes it.
 POD_SPARE_S = 300
@@ -35,7 +38,7 @@ def nad_manifest(lab: Lab, master: str) -> dict[str, Any]:
         "apiVersion": "k8s.cni.cncf.io/v1",
         "kind": "NetworkAttachmentDefinition",
         "metadata": {"name": lab.attachment.name, "labels": _labels(lab)},
-        "spec": {"config": json.dumps(lab.nad_config(master), indent=2)},
+        "spec": {"config": json.dumps(lab.kube_nad_config(master), indent=2)},
     }
 
 
@@ -47,12 +50,24 @@ def receiver_image(lab: Lab) -> dict[str, str]:
     return {"image": lab.kubernetes.iperf_image, "imagePullPolicy": "IfNotPresent"}
 
 
-def receiver_pod(lab: Lab, spec: PodSpec) -> dict[str, Any]:
-    """The pod for one receiver: the Multus annotation `NAD@ifname` when it is attached."""
+def networks(lab: Lab, address: str | None) -> str:
+    """The Multus network selection: the seed's short `NAD@ifname`, or, when the lab names
+    the pod's address (several nodes), the JSON form that carries it ("ips")."""
+    if address is None:
+        return f"{lab.attachment.name}@{lab.attachment.ifname}"
+    return json.dumps([{"name": lab.attachment.name, "interface": lab.attachment.ifname,
+                        "ips": [address]}])
+
+
+def receiver_pod(lab: Lab, spec: PodSpec, address: str | None = None) -> dict[str, Any]:
+    """The pod for one receiver: the Multus annotation when it is attached (with its
+    `address` when the lab hands them out), on its node when the lab has several."""
     annotations = {RECEIVER_ANNOTATION: shlex.join(spec.receiver_argv)}
     if spec.attachment:
-        annotations[NETWORKS_ANNOTATION] = f"{lab.attachment.name}@{lab.attachment.ifname}"
+        annotations[NETWORKS_ANNOTATION] = networks(lab, address)
     lifetime = spec.listen_s + POD_SPARE_S
+    placement = {"nodeSelector": {HOSTNAME_LABEL: spec.node or lab.node.name}} \
+        if len(lab.nodes) > 1 else {}
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -67,6 +82,7 @@ def receiver_pod(lab: Lab, spec: PodSpec) -> dict[str, Any]:
             # Bounded like every receiver: the pod ends even if nobody deletes it.
             "activeDeadlineSeconds": lifetime,
             "terminationGracePeriodSeconds": 1,
+            **placement,
             "containers": [{"name": "receiver", **receiver_image(lab),
                             "command": ["sleep", str(lifetime)]}],
         },
@@ -79,16 +95,35 @@ PROBE_LIFETIME_S = 600
 
 def probe_pod(lab: Lab) -> dict[str, Any]:
     """The self-check's pod: attached like a receiver, running nothing but a wait."""
-    pod = receiver_pod(lab, PodSpec(PROBE, True, "self-check", ("sleep", "0"), 0))
+    address = lab.pod_address(lab.node.name, 0) if lab.static_pod_addresses else None
+    pod = receiver_pod(lab, PodSpec(PROBE, True, "self-check", ("sleep", "0"), 0), address)
     del pod["metadata"]["annotations"][RECEIVER_ANNOTATION]
     pod["spec"]["activeDeadlineSeconds"] = PROBE_LIFETIME_S
     pod["spec"]["containers"][0]["command"] = ["sleep", str(PROBE_LIFETIME_S)]
     return pod
 
 
+def receiver_pods(lab: Lab, specs: list[PodSpec]) -> list[dict[str, Any]]:
+    """The receiver pods of one case; with several nodes, each attached pod has the next
+    address of its node's share of the range (a case's pods are made and removed
+    together, so the next case may take the same addresses)."""
+    if not lab.static_pod_addresses:
+        return [receiver_pod(lab, spec) for spec in specs]
+    taken: dict[str, int] = {}
+    pods = []
+    for spec in specs:
+        node = spec.node or lab.node.name
+        address = None
+        if spec.attachment:
+            address = lab.pod_address(node, taken.get(node, 0))
+            taken[node] = taken.get(node, 0) + 1
+        pods.append(receiver_pod(lab, spec, address))
+    return pods
+
+
 def lab_manifests(lab: Lab, master: str, pods: list[PodSpec]) -> list[dict[str, Any]]:
     """The NAD and the receiver pods of one case, in the order they are applied."""
-    return [nad_manifest(lab, master), *(receiver_pod(lab, spec) for spec in pods)]
+    return [nad_manifest(lab, master), *receiver_pods(lab, pods)]
 
 
 def receiver_argv(pod: dict[str, Any]) -> list[str]:

@@ -40,20 +40,24 @@ class Attachment:
     bclim: int | None = None
 
     def cni_config(self, *, master: str, subnet: Net4, start: IPv4 | None = None,
-                   end: IPv4 | None = None) -> dict[str, Any]:
+                   end: IPv4 | None = None, static: bool = False) -> dict[str, Any]:
         """The NAD's `spec.config`, as Multus receives it (no "name": Multus adds it);
-        `start`-`end` a node's share of the range (see `Lab.node_range`)."""
+        `start`-`end` a node's share of the range (see `Lab.node_range`). `static`: no
+        address pool at all; each pod names its address in its network selection ("ips",
+        which Multus hands to the plugins as runtimeConfig because of the capability)."""
+        ipam: dict[str, Any] = {"type": "static"} if static else {
+            "type": "host-local",
+            "subnet": str(subnet),
+            "rangeStart": str(start or self.range_start),
+            "rangeEnd": str(end or self.range_end),
+        }
         config: dict[str, Any] = {
             "cniVersion": self.cni_version,
             "type": "macvlan",
+            **({"capabilities": {"ips": True}} if static else {}),
             "master": master,
             "mode": self.mode,
-            "ipam": {
-                "type": "host-local",
-                "subnet": str(subnet),
-                "rangeStart": str(start or self.range_start),
-                "rangeEnd": str(end or self.range_end),
-            },
+            "ipam": ipam,
         }
         if self.bcqueuelen is not None:
             # The macvlan plugin reads it since containernetworking/plugins v1.6.0 (older
@@ -217,3 +221,26 @@ class Lab:
         start, end = self.node_range(node) if node is not None else (None, None)
         return self.attachment.cni_config(master=master, subnet=self.subnet, start=start,
                                           end=end)
+
+    @property
+    def static_pod_addresses(self) -> bool:
+        """Whether Kubernetes pods get their attachment's address from the lab: with
+        several nodes, one NAD serves them all and host-local on each node would hand out
+        the same addresses (its leases are per node), so the lab names each pod's address,
+        from its node's share of the range. One node keeps the seed's host-local."""
+        return len(self.nodes) > 1
+
+    def kube_nad_config(self, master: str) -> dict[str, Any]:
+        """The config of the one NAD of a Kubernetes lab, on every node."""
+        return self.attachment.cni_config(master=master, subnet=self.subnet,
+                                          static=self.static_pod_addresses)
+
+    def pod_address(self, node: str, index: int) -> str:
+        """The `index`th attached pod's address on `node`, with the lab's prefix length
+        (static IPAM takes a CIDR), from the node's share of the range."""
+        start, end = self.node_range(node)
+        address = start + index
+        if address > end:
+            raise ValueError(f"{node} holds {int(end) - int(start) + 1} attached pods "
+                             f"({start}-{end}); pod {index + 1} has no address")
+        return f"{address}/{self.subnet.prefixlen}"

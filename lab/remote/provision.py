@@ -9,6 +9,11 @@ transient (retried until the step's deadline), 76 that the host has no network w
 `$LAB_STATE_DIR/env` for the steps after it (lab-nic leaves LAB_NIC). Each attempt's
 output is kept, with its time, under `.lab/<lab>/logs/<host>/`.
 
+A host has one or more roles (a node is also the control plane or a worker). A step that
+`waits_for` a role runs in a second round, once every host has done its other steps: a
+worker joins the cluster after the control plane is up. What such a step needs from
+another host (a join token) comes from `late_env`, asked for only when the step must run.
+
 A step runs in a session of its own on the host, its pid in `$LAB_STATE_DIR/running/`:
 Ctrl-C (or SIGTERM) ends the whole step there at once, by that pid, instead of waiting
 for it.
@@ -22,7 +27,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +57,15 @@ NO_NETWORK_HINT = ("the VMs cannot reach the internet, which this step needs (pa
 _TELLING = ("cause: ", "Temporary failure resolving", "Could not resolve", "Failed to fetch",
             "Network is unreachable", "No route to host", "Connection timed out",
             "E: ", "error: ", "Error: ")
+
+
+# A host's roles: its lab role (source, node), and for a node its part in the cluster.
+ROLES = ("source", "node", "control-plane", "worker")
+Roles = str | tuple[str, ...]
+
+
+def _roles(roles: Roles) -> tuple[str, ...]:
+    return (roles,) if isinstance(roles, str) else roles
 
 
 class StepFailed(BackendError):
@@ -92,6 +106,7 @@ class Step:
     retry_for_s: int
     tier: str = "base"
     params: tuple[str, ...] | None = None  # None: every parameter counts
+    waits_for: str | None = None  # a role whose hosts finish their other steps first
 
 
 @dataclass(frozen=True)
@@ -112,17 +127,18 @@ def load_steps(path: Path = PROVISION_DIR / "steps.yaml") -> list[Step]:
         s = Section(problems, key, item)
         name = s.get("name", f.name)
         script = s.get("script", f.ref)
-        roles = s.get("roles", lambda v: tuple(f.choice("source", "node")(r) for r in v))
+        roles = s.get("roles", lambda v: tuple(f.choice(*ROLES)(r) for r in v))
         timeout = s.get("timeout", f.integer(1, 7200), 300)
         retry_for = s.get("retry_for", f.integer(0, 7200), 300)
         tier = s.get("tier", f.choice("base", "kubernetes"), "base")
         params = s.get("params", lambda v: tuple(f.string(p) for p in v), None)
+        waits_for = s.get("waits_for", f.choice(*ROLES), None)
         s.done()
         if script and not (path.parent / script).is_file():
             problems.add(s.key("script"), f"{script} does not exist in {path.parent}")
         if name and script and roles and timeout is not None and retry_for is not None:
             steps.append(Step(name, path.parent / script, roles, timeout, retry_for,
-                              tier or "base", params))
+                              tier or "base", params, waits_for))
     problems.raise_if_any()
     return steps
 
@@ -138,9 +154,15 @@ def step_digest(step: Step, env: dict[str, str]) -> str:
 class Provisioner:
     def __init__(self, steps: list[Step], log_dir: Path, reporter: Reporter,
                  state_dir: str = DEFAULT_STATE_DIR,
-                 on_step: Callable[[StepOutcome], None] | None = None) -> None:
+                 on_step: Callable[[StepOutcome], None] | None = None,
+                 late_env: Mapping[str, Callable[[], dict[str, str]]] | None = None) -> None:
         self.steps = steps
         self.on_step = on_step  # called (under a lock) after each step, done or skipped
+        # Per step name: parameters made only when that step must run (never for a step
+        # that is done), once per provisioning, and never part of its digest.
+        self.late_env = dict(late_env or {})
+        self._late: dict[str, dict[str, str]] = {}
+        self._late_lock = threading.Lock()
         self.log_dir = log_dir
         self.reporter = reporter
         self.state_dir = state_dir
@@ -148,14 +170,23 @@ class Provisioner:
         self._stop = threading.Event()
         self.failures: list[StepFailed] = []
 
-    def provision(self, hosts: list[tuple[Host, str, dict[str, str]]]) -> list[StepOutcome]:
-        """Provision each (host, role, env) in parallel; one aggregate error names every
-        host that failed, after all hosts have finished. Interrupted (Ctrl-C, SIGTERM), it
-        ends the steps running on the hosts and returns within seconds."""
+    def provision(self, hosts: list[tuple[Host, Roles, dict[str, str]]]) -> list[StepOutcome]:
+        """Provision each (host, roles, env) in parallel; one aggregate error names every
+        host that failed, after all hosts have finished. Steps that wait for a role run in
+        a second round, after the first succeeded on every host. Interrupted (Ctrl-C,
+        SIGTERM), it ends the steps running on the hosts and returns within seconds."""
+        first = self._round(hosts, waiting=False)
+        if not any(s.waits_for for s in self.steps):
+            return first
+        return first + self._round(hosts, waiting=True)
+
+    def _round(self, hosts: list[tuple[Host, Roles, dict[str, str]]], waiting: bool
+               ) -> list[StepOutcome]:
         outcomes: list[StepOutcome] = []
         failures: list[str] = []
         pool = ThreadPoolExecutor(max_workers=max(len(hosts), 1))
-        futures = {pool.submit(self.provision_host, h, role, env): h for h, role, env in hosts}
+        futures = {pool.submit(self.provision_host, h, roles, env, waiting): h
+                   for h, roles, env in hosts}
         try:
             for future, host in futures.items():
                 try:
@@ -189,9 +220,16 @@ class Provisioner:
             host.run(["bash", "-c", script, "bash", self._pidfile()], timeout=CANCEL_TIMEOUT_S,
                      check=False, what=f"stop the step running on {host.name}")
 
-    def provision_host(self, host: Host, role: str, env: dict[str, str]) -> list[StepOutcome]:
+    def steps_for(self, roles: Roles) -> list[Step]:
+        return [s for s in self.steps if set(_roles(roles)) & set(s.roles)]
+
+    def provision_host(self, host: Host, roles: Roles, env: dict[str, str],
+                       waiting: bool = False) -> list[StepOutcome]:
+        """The host's steps of one round: those that wait for a role, or the others."""
         env = {**env, "LAB_STATE_DIR": self.state_dir}
-        steps = [s for s in self.steps if role in s.roles]
+        steps = [s for s in self.steps_for(roles) if bool(s.waits_for) == waiting]
+        if not steps:
+            return []
         outcomes = []
         # What every step left, in one round trip: a ready host costs one command, not
         # one a step. Read again after a step ran (it may have changed later markers).
@@ -231,8 +269,17 @@ class Provisioner:
                     left[key] = value
         return markers, left
 
-    def total_for(self, role: str) -> int:
-        return sum(1 for s in self.steps if role in s.roles)
+    def total_for(self, roles: Roles) -> int:
+        return len(self.steps_for(roles))
+
+    def _late_env(self, step: Step) -> dict[str, str]:
+        make = self.late_env.get(step.name)
+        if make is None:
+            return {}
+        with self._late_lock:  # once, whichever host's thread asks first
+            if step.name not in self._late:
+                self._late[step.name] = make()
+            return self._late[step.name]
 
     def _step(self, host: Host, step: Step, env: dict[str, str], recorded: str
               ) -> StepOutcome:
@@ -242,6 +289,8 @@ class Provisioner:
         if recorded == digest:
             self._say(f"{host.name}: {step.name} already done")
             return StepOutcome(host.name, step.name, "skipped", time.monotonic() - start, 0)
+        # Made now that the step must run; outside the digest (a fresh token each time).
+        env = {**env, **self._late_env(step)}
         script = LIBRARY.read_text() + "\n" + step.script.read_text()
         # A session of its own whose pid is recorded: `_cancel` ends all of it by that pid.
         # The file is there only while the step runs: a stale pid is never signalled.

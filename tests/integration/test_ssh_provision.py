@@ -322,3 +322,43 @@ def test_a_step_past_its_timeout_is_ended_on_the_host_too(sshd_host: SshHost,
     while Path(f"/proc/{sleeper}").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not Path(f"/proc/{sleeper}").exists()
+
+
+def test_a_step_waiting_for_a_role_runs_after_it_with_its_late_parameters(
+        sshd_host: SshHost, tmp_path: Path) -> None:
+    """Two hosts of one sshd (a control plane and a worker): the worker's join waits for
+    the control plane's init across hosts, gets what only the control plane can make
+    (late_env) when it must run, and a done join neither asks for it nor reruns with it."""
+    from lab.remote.ssh import SshHost as Ssh
+
+    out = tmp_path / "order.txt"
+    init, join = tmp_path / "init.sh", tmp_path / "join.sh"
+    # The init is slow on purpose: a join that did not wait would write first.
+    init.write_text('sleep 1; echo init >> "$OUT"\n')
+    join.write_text('grep -qx init "$OUT" || exit 9; echo "join $LAB_TOKEN" >> "$OUT"\n')
+    steps = [Step("init", init, ("control-plane",), 30, 30),
+             Step("join", join, ("worker",), 30, 30, waits_for="control-plane")]
+    made: list[str] = []
+
+    def token() -> dict[str, str]:
+        made.append(f"t{len(made)}")
+        return {"LAB_TOKEN": made[-1]}
+
+    worker = Ssh("worker", sshd_host.target, sudo=False)
+    try:
+        def engine() -> Provisioner:
+            return Provisioner(steps, tmp_path / "logs", Reporter(quiet=True),
+                               str(tmp_path / "state"), late_env={"join": token})
+
+        hosts = [(sshd_host, ("node", "control-plane"), {"OUT": str(out)}),
+                 (worker, ("node", "worker"), {"OUT": str(out)})]
+        first = engine().provision(hosts)
+        assert [(o.host, o.step, o.action) for o in first] == [
+            ("sshtest", "init", "ran"), ("worker", "join", "ran")]
+        assert out.read_text() == "init\njoin t0\n" and made == ["t0"]
+        assert engine().total_for(("node", "worker")) == 1
+        again = engine().provision(hosts)
+        assert [o.action for o in again] == ["skipped", "skipped"]
+        assert made == ["t0"]  # no token made for a join that is done
+    finally:
+        worker.close()

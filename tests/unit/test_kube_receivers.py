@@ -103,8 +103,8 @@ def test_more_receiver_pods_than_a_node_runs_are_refused_before_any_is_made(back
     from lab.host import PodSpec
 
     specs = [PodSpec(f"fanout-{i}", True, "fanout", ("iperf", "-s"), 60) for i in range(101)]
-    with pytest.raises(BackendError, match=r"101 receiver pods on one node: the kubelet runs "
-                       r"at most 110 pods \(maxPods\)"):
+    with pytest.raises(BackendError, match=r"101 receiver pods on k8s: the kubelet runs "
+                       r"at most 110 pods a node \(maxPods\)"):
         b.create_pods(specs)
     assert hosts["k8s"].commands == []  # nothing was applied
 

@@ -100,3 +100,45 @@ def test_the_nad_carries_the_macvlan_queue_length_when_lab_yaml_sets_it(
     assert json.loads(nad["spec"]["config"])["bcqueuelen"] == 5000
     # Unset (the shipped lab.yaml), the key is absent: the kernel's queue, as Multus pods get.
     assert "bcqueuelen" not in json.loads(nad_manifest(LAB, "eth1")["spec"]["config"])
+
+
+MULTI = load_lab(REPO / "examples" / "multinode" / "lab.yaml")
+
+
+def test_several_nodes_share_one_nad_with_static_addresses_named_by_the_lab() -> None:
+    """One NAD for every node: host-local keeps its leases per node and would hand out the
+    same addresses on each, so the lab names every attached pod's address instead."""
+    assert not LAB.static_pod_addresses and MULTI.static_pod_addresses
+    config = json.loads(nad_manifest(MULTI, "eth1")["spec"]["config"])
+    # The capability at the plugin's top level: libcni injects runtimeConfig from it.
+    assert config["capabilities"] == {"ips": True} and config["ipam"] == {"type": "static"}
+    assert config["master"] == "eth1" and config["type"] == "macvlan"
+    (loaded,) = resolve_scenarios([str(REPO / "examples" / "multinode" / "scenarios" /
+                                       "multinode-fanout.yaml")], MULTI)
+    pods = [d for d in lab_manifests(MULTI, "eth1", receiver_pod_specs(loaded.cases()[0]))
+            if d["kind"] == "Pod"]
+    assert len(pods) == 24
+    seen: dict[str, list[str]] = {}
+    for pod in pods:
+        kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+        node = pod["spec"]["nodeSelector"]["kubernetes.io/hostname"]
+        (selection,) = json.loads(pod["metadata"]["annotations"][NETWORKS_ANNOTATION])
+        assert selection["name"] == "eth1-multicast" and selection["interface"] == "eth1"
+        seen.setdefault(node, []).extend(selection["ips"])
+    # 8 a node, each node's from the start of its own share of the range, with the prefix.
+    assert seen == {n: [f"192.168.56.{first + i}/24" for i in range(8)]
+                    for n, first in (("k8s", 100), ("k8s-2", 150), ("k8s-3", 200))}
+
+
+def test_one_node_keeps_the_seeds_pods_without_placement() -> None:
+    (loaded,) = resolve_scenarios(["pod-multus"], LAB)
+    (pod,) = [d for d in scenario_manifests(LAB, loaded.cases()[0], "eth1")
+              if d["kind"] == "Pod"]
+    assert "nodeSelector" not in pod["spec"]
+
+
+def test_a_pod_beyond_its_nodes_share_has_no_address() -> None:
+    assert MULTI.pod_address("k8s-2", 49) == "192.168.56.199/24"
+    with pytest.raises(ValueError, match=r"k8s-2 holds 50 attached pods \(192.168.56.150-"
+                                         r"192.168.56.199\); pod 51 has no address"):
+        MULTI.pod_address("k8s-2", 50)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import shlex
 import shutil
 import time
+from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
@@ -29,7 +31,7 @@ from lab.errors import BackendError
 from lab.host import Host, PodSpec
 from lab.kube import pods as kubepods
 from lab.kube.kubectl import Kubectl
-from lab.kube.manifests import nad_manifest, receiver_pod
+from lab.kube.manifests import nad_manifest, receiver_pods
 from lab.model.lab import Lab
 from lab.remote.provision import DEFAULT_STATE_DIR, Provisioner, StepOutcome, load_steps
 from lab.remote.ssh import SshHost
@@ -41,6 +43,22 @@ UP_TIMEOUT_S = 1800.0
 MAX_RECEIVER_PODS = 100
 DESTROY_TIMEOUT_S = 600.0
 SSH_READY_S = 300.0
+API_SERVER_PORT = 6443  # kubeadm's default for the API server
+JOIN_TOKEN_TTL = "30m"  # long enough for every worker's join, retries included
+
+# `kubeadm token create --print-join-command` prints one line:
+# kubeadm join HOST:PORT --token ABCDEF.0123456789ABCDEF --discovery-token-ca-cert-hash sha256:HEX
+_JOIN = re.compile(r"--token\s+([a-z0-9]{6}\.[a-z0-9]{16})\s+"
+                   r"--discovery-token-ca-cert-hash\s+(sha256:[0-9a-f]{64})\b")
+
+
+def kubeadm_join_args(printed: str) -> tuple[str, str]:
+    """(token, CA hash) from what `kubeadm token create --print-join-command` printed."""
+    found = _JOIN.search(printed)
+    if found is None:
+        raise BackendError("kubeadm token create --print-join-command printed no token and "
+                           f"CA hash in the form kubeadm join takes: {printed.strip()[:300]!r}")
+    return found.group(1), found.group(2)
 
 # What `vagrant status` says of a machine (VirtualBox, libvirt), as the lab says it.
 _VAGRANT_STATES = {
@@ -128,15 +146,18 @@ class VagrantBackend(Backend):
             list(pool.map(lambda host: host.wait_ready(SSH_READY_S), hosts.values()))
         tiers = {"base", "kubernetes"} if self.lab.kubernetes.provision else {"base"}
         steps = [s for s in load_steps() if s.tier in tiers]
+        control_plane = hosts[self.lab.node.name]
         provisioner = Provisioner(steps, names.logs_dir(self.lab.project_dir, self.lab.name),
-                                  self.reporter, on_step=self._record_step)
-        r.provisioning = {h.name: Progress(provisioner.total_for(h.role))
+                                  self.reporter, on_step=self._record_step,
+                                  late_env={"kubeadm-join": lambda: self._join_env(
+                                      control_plane)})
+        r.provisioning = {h.name: Progress(provisioner.total_for(self.roles(h.name)))
                           for h in self.lab.hosts}
         self.state.save()
         with self.reporter.step("provision"):
             try:
-                provisioner.provision([(hosts[h.name], h.role, self.step_env(h.name))
-                                       for h in self.lab.hosts])
+                provisioner.provision([(hosts[h.name], self.roles(h.name),
+                                        self.step_env(h.name)) for h in self.lab.hosts])
             finally:
                 # `lab status` names the failed step and its log until the next `up`.
                 for failure in provisioner.failures:
@@ -221,6 +242,24 @@ class VagrantBackend(Backend):
             recorded.append(name)
             self.state.save()
 
+    def roles(self, host_name: str) -> tuple[str, ...]:
+        """The host's provisioning roles: the first node is the control plane (kubeadm
+        init), the other nodes are workers that join it."""
+        h = self.lab.host(host_name)
+        if h.role != "node":
+            return (h.role,)
+        return (h.role, "control-plane" if h.name == self.lab.node.name else "worker")
+
+    def _join_env(self, control_plane: SshHost) -> dict[str, str]:
+        """What a worker's kubeadm-join step needs from the control plane: a token of its
+        own (30 minutes), the CA's hash, and the control plane's lab NIC."""
+        printed = control_plane.run(
+            ["kubeadm", "token", "create", f"--ttl={JOIN_TOKEN_TTL}", "--print-join-command"],
+            timeout=60, what=f"make a join token on {control_plane.name}").stdout
+        token, ca_hash = kubeadm_join_args(printed)
+        return {"LAB_JOIN_TOKEN": token, "LAB_JOIN_CA_HASH": ca_hash,
+                "LAB_CONTROL_PLANE_NIC": self._lab_nic_of(control_plane)}
+
     def step_env(self, host_name: str) -> dict[str, str]:
         h = self.lab.host(host_name)
         k = self.lab.kubernetes
@@ -234,6 +273,8 @@ class VagrantBackend(Backend):
                         "LAB_RECEIVER_IMAGE": names.NODE_BUILT_IMAGE
                         if k.iperf_image == "node" else "",
                         "LAB_FLANNEL": k.flannel, "LAB_MULTUS": k.multus})
+            if h.name != self.lab.node.name:
+                env["LAB_CONTROL_PLANE"] = f"{self.lab.node.address}:{API_SERVER_PORT}"
         return env
 
     def _ssh_host(self, cli: VagrantCLI, name: str) -> SshHost:
@@ -350,17 +391,15 @@ class VagrantBackend(Backend):
             raise BackendError("pod receivers need Kubernetes on the node, and lab.yaml says "
                                "kubernetes.provision: false; run host-baseline, or set it to "
                                "true and run `lab up` again")
-        elsewhere = sorted({s.node for s in specs if s.node not in ("", self.lab.node.name)})
-        if elsewhere:
-            raise BackendError(f"pods on {', '.join(elsewhere)}: the vagrant backend runs "
-                               f"Kubernetes on one node VM ({self.lab.node.name}); pods on "
-                               "more nodes run on the netns backend")
-        if len(specs) > MAX_RECEIVER_PODS:
+        per_node = Counter(s.node or self.lab.node.name for s in specs)
+        crowded = sorted(node for node, count in per_node.items() if count > MAX_RECEIVER_PODS)
+        if crowded:
             raise BackendError(
-                f"{len(specs)} receiver pods on one node: the kubelet runs at most 110 pods "
-                f"(maxPods), about {MAX_RECEIVER_PODS} once kube-system, flannel and Multus "
-                "run; lower the receivers' count in the scenario (or, on a cluster of your "
-                "own, raise the kubelet's maxPods)")
+                f"{per_node[crowded[0]]} receiver pods on {crowded[0]}: the kubelet runs at "
+                f"most 110 pods a node (maxPods), about {MAX_RECEIVER_PODS} once kube-system, "
+                "flannel and Multus run; lower the receivers' count in the scenario, or "
+                "spread them over more nodes (or, on a cluster of your own, raise the "
+                "kubelet's maxPods)")
         cases = {s.case for s in specs}
         if len(cases) != 1:
             raise ValueError(f"pods of one case at a time, not {sorted(cases)}")
@@ -372,7 +411,7 @@ class VagrantBackend(Backend):
         self.record.pod_runs[label] = sorted(s.name for s in specs)
         self.state.save()  # recorded before the pods exist
         try:
-            kubepods.create(kubectl, [receiver_pod(self.lab, s) for s in specs], label)
+            kubepods.create(kubectl, receiver_pods(self.lab, specs), label)
         except BaseException:
             self._delete_run(kubectl, label)
             raise

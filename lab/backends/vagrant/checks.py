@@ -293,22 +293,14 @@ KUBEADM_MIN_CPUS, KUBEADM_MIN_MEMORY_MB = 2, 1700
 def kubernetes_tier_checks(lab: Lab, provider: str) -> list[Check]:
     """What the Kubernetes tier needs that `lab up` cannot fix: warnings, so that a lab
     that does not need the tier (host scenarios) still comes up."""
-    node = lab.node
-    others = [n.name for n in lab.nodes[1:]]
-    joined = [] if not others else [Check(
-        "kubernetes-nodes", False,
-        f"{len(lab.nodes)} nodes with Kubernetes: this backend runs `kubeadm init` on a "
-        f"node and cannot yet join others to it ({', '.join(others)} would each become a "
-        "cluster of their own).",
-        f"set kubernetes.provision: false in {lab.source.name} (host receivers on every "
-        "node VM), or run pods on several nodes with the netns backend")]
+    node = lab.node  # the control plane; workers joining it have no such floor
     small = node.cpus < KUBEADM_MIN_CPUS or node.memory_mb < KUBEADM_MIN_MEMORY_MB
     found = [Check("node-size", not small,
                    f"{node.name} has {node.cpus} CPU(s) and {node.memory_mb} MB"
                    + (f"; kubeadm needs {KUBEADM_MIN_CPUS} CPUs and {KUBEADM_MIN_MEMORY_MB} MB"
                       if small else ""),
                    f"raise hosts[{node.name}].cpus/memory in {lab.source.name}, or set "
-                   "kubernetes.provision: false", blocking=False), *joined]
+                   "kubernetes.provision: false", blocking=False)]
     if provider == "libvirt" and lab.vagrant.libvirt.management == "isolated":
         found.append(Check("vm-internet", False,
                            "vagrant.libvirt.management is isolated: the VMs reach no "

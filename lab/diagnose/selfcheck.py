@@ -74,13 +74,20 @@ def kube_checks(lab: Lab, node: Host, nic: str) -> list[Check]:
 
 
 def _node_ready(lab: Lab, kubectl: Kubectl) -> Check:
-    out = kubectl.run("get", "node", lab.node.name, "-o",
-                      'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
-                      timeout=60, check=False)
-    return Check("node-ready", out.stdout.strip() == "True",
-                 f"node {lab.node.name} Ready: {out.stdout.strip() or out.stderr.strip()}",
-                 f"`lab ssh {lab.node.name} -- kubectl --kubeconfig "
-                 "/etc/kubernetes/admin.conf describe node`; the flannel step's log")
+    """Every node of the lab is a Ready node of the cluster (the workers joined it)."""
+    said = []
+    for spec in lab.nodes:
+        out = kubectl.run("get", "node", spec.name, "-o",
+                          'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+                          timeout=60, check=False)
+        said.append(f"node {spec.name} Ready: {out.stdout.strip() or out.stderr.strip()}")
+        if out.stdout.strip() != "True":
+            step = "flannel" if spec.name == lab.node.name else "kubeadm-join"
+            return Check("node-ready", False, "; ".join(said),
+                         f"`lab ssh {lab.node.name} -- kubectl --kubeconfig "
+                         f"/etc/kubernetes/admin.conf describe node {spec.name}`; the "
+                         f"{step} step's log")
+    return Check("node-ready", True, "; ".join(said), "")
 
 
 def _multus_conf(node: Host) -> Check:

@@ -94,6 +94,23 @@ def test_the_first_failure_stops_the_chain_and_says_where_to_look() -> None:
     assert not any(" apply " in c for c in node.commands)  # no probe was made
 
 
+def test_with_several_nodes_every_node_must_be_ready_and_the_probe_names_its_address(
+        ) -> None:
+    multi = load_lab(REPO / "examples" / "multinode" / "lab.yaml")
+    node = ScriptedNode("k8s", _healthy(**{"get node k8s-3": (0, "False")}))
+    (ready,) = kube_checks(multi, node, "enp0s8")  # type: ignore[arg-type]
+    assert not ready.ok and ready.message == ("node k8s Ready: True; node k8s-2 Ready: True; "
+                                              "node k8s-3 Ready: False")
+    assert "describe node k8s-3" in ready.fix and "kubeadm-join step's log" in ready.fix
+    status = [{"name": "default/eth1-multicast", "interface": "eth1",
+               "ips": ["192.168.56.100"]}]
+    node = ScriptedNode("k8s", _healthy(**{"network-status": (0, json.dumps(status))}))
+    assert all(c.ok for c in kube_checks(multi, node, "enp0s8"))  # type: ignore[arg-type]
+    # The probe asked for the first address of the control plane's slice, on that node.
+    assert '"ips": ["192.168.56.100/24"]' in node.inputs[0]
+    assert "kubernetes.io/hostname: k8s" in node.inputs[0]
+
+
 def test_a_probe_without_the_attachment_or_off_the_lab_nic_fails() -> None:
     only_eth0 = json.dumps([{"name": "cbr0", "interface": "eth0", "ips": ["10.244.0.5"]}])
     node = ScriptedNode("k8s", _healthy(**{"network-status": (0, only_eth0)}))

@@ -154,16 +154,64 @@ def backend_options(func: Callable[..., None]) -> Callable[..., None]:
 
 
 @cli.command()
+@click.option("--locked", is_flag=True, help="Install exactly what lab.lock lists (beside "
+              "the lab file) and fail naming the first difference.")
 @pass_ctx
 @backend_options
-def up(c: Context) -> None:
+def up(c: Context, locked: bool) -> None:
     """Create the lab's hosts and network (idempotent)."""
+    from lab.lockfile import lock as lockfile
+    from lab.state import argv_summary
+
+    path = lockfile.path_for(c.file)
+    pinned = lockfile.read(path) if locked else None  # a missing or bad lock: before anything
+    with c.locked(argv_summary()) as state:
+        backend = c.backend(state)
+        if pinned is not None:
+            if pinned.lab != c.lab.name:
+                raise UsageError(f"{path} is the lock of lab {pinned.lab}, not {c.lab.name}")
+            backend.pin({h: inv.packages for h, inv in pinned.hosts.items()},
+                        pinned.downloads, vars(pinned.box) if pinned.box else None)
+        backend.up()
+        if pinned is not None or backend.writes_lock:
+            _lock(c, backend, path, pinned)
+    c.reporter.info(f"lab {c.lab.name} is up; next: `lab run` (scenarios in "
+                    f"{c.lab.project_dir / 'scenarios'}) or `lab destroy`")
+
+
+def _lock(c: Context, backend: Backend, path: Path, pinned: Any = None) -> None:
+    """Write the lab's lock; with `pinned` (--locked), compare instead, and fail at the
+    first difference (the lab stays up, to be looked at)."""
+    from lab.errors import BackendError
+    from lab.lockfile import lock as lockfile
+    from lab.lockfile.make import lock_of
+
+    with c.reporter.step(f"{path.name}: what the hosts are made of"):
+        found = lock_of(backend)
+    if pinned is not None:
+        difference = lockfile.first_difference(pinned, found)
+        if difference:
+            raise BackendError(f"{path}: the lab that came up is not the locked one: "
+                               f"{difference}\n  the lab is up; `lab lock` writes what it "
+                               "is, `lab destroy` and `lab up --locked` tries again")
+        c.reporter.info(f"lab {c.lab.name} is exactly what {path.name} lists")
+    elif lockfile.write(found, path):
+        c.reporter.info(f"wrote {path}")
+
+
+@cli.command(name="lock")
+@pass_ctx
+def lock_cmd(c: Context) -> None:
+    """Write lab.lock (beside the lab file) from the lab that is up: box, packages,
+    images, downloads and versions on every host."""
+    from lab.lockfile import lock as lockfile
     from lab.state import argv_summary
 
     with c.locked(argv_summary()) as state:
-        c.backend(state).up()
-    c.reporter.info(f"lab {c.lab.name} is up; next: `lab run` (scenarios in "
-                    f"{c.lab.project_dir / 'scenarios'}) or `lab destroy`")
+        path = lockfile.path_for(c.file)
+        _lock(c, c.backend(state), path)
+        if path.exists():
+            click.echo(str(path))
 
 
 @cli.command()
@@ -175,6 +223,89 @@ def destroy(c: Context) -> None:
     with c.locked(argv_summary()) as state:
         c.backend(state).destroy()
         _recover_unfinished_runs(c)
+
+
+DEFAULT_SNAPSHOT = "ready"
+
+
+@cli.group()
+def snapshot() -> None:
+    """Keep a good lab (after `lab up`) to return to with `lab reset`."""
+
+
+def _snapshot_name(name: str) -> str:
+    from lab.model.fields import name as valid_name
+
+    try:
+        return valid_name(name)
+    except ValueError as exc:
+        raise UsageError(f"snapshot name {name!r}: {exc}") from None
+
+
+@snapshot.command(name="save")
+@click.argument("name", default=DEFAULT_SNAPSHOT)
+@pass_ctx
+def snapshot_save(c: Context, name: str) -> None:
+    """Keep every host as it is now under NAME (default: ready; replaces one of that name)."""
+    import time
+
+    from lab.state import argv_summary
+
+    name = _snapshot_name(name)
+    with c.locked(argv_summary()) as state:
+        start = time.monotonic()
+        c.backend(state).snapshot_save(name)
+    c.reporter.info(f"snapshot {name} of lab {c.lab.name} saved in "
+                    f"{time.monotonic() - start:.1f} s; `lab reset {name}` returns to it")
+
+
+@snapshot.command(name="list")
+@pass_ctx
+def snapshot_list(c: Context) -> None:
+    """The lab's snapshots, newest last."""
+    import datetime as dt
+
+    taken = c.backend(c.state()).snapshots()
+    if not taken:
+        click.echo(f"lab {c.lab.name} has no snapshot; `lab snapshot save` after `lab up`")
+    for name, when in sorted(taken.items(), key=lambda item: item[1]):
+        stamp = dt.datetime.fromtimestamp(when).isoformat(sep=" ", timespec="seconds")
+        click.echo(f"{name}\t{stamp}")
+
+
+@snapshot.command(name="delete")
+@click.argument("name")
+@pass_ctx
+def snapshot_delete(c: Context, name: str) -> None:
+    """Delete snapshot NAME."""
+    from lab.state import argv_summary
+
+    with c.locked(argv_summary()) as state:
+        c.backend(state).snapshot_delete(_snapshot_name(name))
+
+
+@cli.command()
+@click.argument("name", required=False)
+@pass_ctx
+def reset(c: Context, name: str | None) -> None:
+    """Return every host to snapshot NAME (default: the newest), much faster than a new
+    `lab up`: for the attendee whose lab broke."""
+    import time
+
+    from lab.state import argv_summary
+
+    with c.locked(argv_summary()) as state:
+        backend = c.backend(state)
+        taken = backend.snapshots()
+        if name is None:
+            if not taken:
+                raise UsageError(f"lab {c.lab.name} has no snapshot to reset to; take one "
+                                 "with `lab snapshot save` after a good `lab up`")
+            name = max(taken, key=lambda n: taken[n])
+        start = time.monotonic()
+        backend.reset(_snapshot_name(name))
+    c.reporter.info(f"lab {c.lab.name} reset to snapshot {name} in "
+                    f"{time.monotonic() - start:.1f} s")
 
 
 def _recover_unfinished_runs(c: Context) -> None:

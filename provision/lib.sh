@@ -40,8 +40,25 @@ lab_apt_update() {
     fi
 }
 
+lab_pinned() {  # PACKAGE: PACKAGE=VERSION when lab.lock pins it (`lab up --locked`)
+    local - pin
+    set -f  # the pins are split on spaces, never globbed
+    for pin in ${LAB_LOCKED:-}; do
+        if [[ "${pin%%=*}" == "$1" ]]; then
+            echo "$pin"
+            return
+        fi
+    done
+    echo "$1"
+}
+
 lab_apt_install() {  # PACKAGE...
-    local out status=0
+    local out status=0 wanted=() arg
+    for arg in "$@"; do
+        # An option or a version given by the step stays as it is.
+        if [[ "$arg" == -* || "$arg" == *=* ]]; then wanted+=("$arg"); else wanted+=("$(lab_pinned "$arg")"); fi
+    done
+    set -- "${wanted[@]}"
     out=$("${LAB_APT[@]}" install "$@" 2>&1) || status=$?
     printf '%s\n' "$out"
     [[ $status -eq 0 ]] && return 0
@@ -54,6 +71,7 @@ lab_apt_install() {  # PACKAGE...
 lab_fetch() {  # URL FILE: a download, retried by the engine unless the VM has no way out
     local err
     if err=$(curl -fsSL --retry 2 --connect-timeout 10 --max-time 120 "$1" -o "$2" 2>&1); then
+        lab_fetched "$1" "$2"
         return 0
     fi
     if grep -Eq "$LAB_NO_NETWORK|\(6\)" <<<"$err"; then
@@ -64,6 +82,28 @@ lab_fetch() {  # URL FILE: a download, retried by the engine unless the VM has n
         lab_fail 1 "$1 does not exist: ${err##*curl: }"
     fi
     lab_fail 75 "download of $1 failed: ${err##*curl: }"
+}
+
+lab_fetched() {  # URL FILE: recorded for lab.lock; with a lock, a changed file is refused
+    local - sum
+    set -f  # the lock's URLs are split on spaces, never globbed
+    sum=$(sha256sum "$2" | cut -d ' ' -f 1)
+    if [[ -n "${LAB_STATE_DIR:-}" ]]; then
+        mkdir -p "$LAB_STATE_DIR"
+        printf '%s\t%s\n' "$1" "$sum" >> "$LAB_STATE_DIR/downloads"
+    fi
+    # LAB_LOCKED_FETCH: "URL SHA256 URL SHA256 ..." from lab.lock's downloads (split on
+    # purpose: URLs and digests hold no spaces).
+    # shellcheck disable=SC2086
+    set -- "$1" "$sum" ${LAB_LOCKED_FETCH:-}
+    local url=$1 got=$2
+    shift 2
+    while (($# >= 2)); do
+        if [[ "$1" == "$url" && "$2" != "$got" ]]; then
+            lab_fail 1 "$url changed since lab.lock was written: sha256 $got, the lock says $2"
+        fi
+        shift 2
+    done
 }
 
 lab_containerd_config() {  # MAJOR PAUSE_IMAGE < default config > the lab's config

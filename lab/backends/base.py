@@ -157,3 +157,43 @@ class Backend(ABC):
 
     @abstractmethod
     def delete_pods(self, pods: list[Pod]) -> None: ...
+
+    # -- lab.lock: what the hosts are made of, and `lab up --locked` -------------------
+    # Packages a lock lists per host: None every installed one (VMs the lab made); a
+    # backend on a machine it does not own lists only those it uses.
+    lock_packages: tuple[str, ...] | None = None
+    writes_lock = False  # every successful `lab up` writes lab.lock (real VMs)
+
+    def box_identity(self) -> dict[str, str] | None:
+        """The box the hosts boot from (name, version, provider, sha256), when there is
+        one and it is on this machine."""
+        return None
+
+    def pin(self, packages: Mapping[str, Mapping[str, str]], downloads: Mapping[str, str],
+            box: Mapping[str, str] | None) -> None:
+        """`lab up --locked`: install these versions (host -> package -> version), refuse
+        downloads whose sha256 changed, and boot only this box. A backend that installs
+        nothing has nothing to pin."""
+        return None
+
+    # -- snapshots: a good lab kept, to return to in seconds (workshops) ------------------
+    @abstractmethod
+    def snapshot_save(self, name: str) -> None:
+        """Keep every host as it is now under `name` (replacing one of that name)."""
+
+    @abstractmethod
+    def reset(self, name: str) -> None:
+        """Return every host to snapshot `name`; the lab is up afterwards."""
+
+    @abstractmethod
+    def snapshot_delete(self, name: str) -> None: ...
+
+    @abstractmethod
+    def snapshots(self) -> dict[str, float]:
+        """The lab's snapshots: name -> when it was taken (seconds since the epoch)."""
+
+    def _known_snapshot(self, name: str) -> None:
+        if name not in self.snapshots():
+            known = ", ".join(sorted(self.snapshots())) or "none yet (`lab snapshot save`)"
+            raise BackendError(f"lab {self.lab.name} has no snapshot {name!r}; it has: "
+                               f"{known}")

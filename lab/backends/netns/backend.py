@@ -193,6 +193,34 @@ class NetnsBackend(Backend):
                 shutil.rmtree(ipam, ignore_errors=True)
             self.state.remove()
 
+    # This machine's packages are its owner's: a lock lists those the lab runs.
+    lock_packages = ("iperf", "tcpdump", "iproute2", "containernetworking-plugins")
+
+    # -- snapshots: a netns lab is rebuilt from the lab file faster than kept -------------
+    def snapshots(self) -> dict[str, float]:
+        return dict(self.record.snapshots)
+
+    def snapshot_save(self, name: str) -> None:
+        if self.record.status != "up":
+            raise BackendError(f"lab {self.lab.name} is not up; run `lab up` first")
+        self.record.snapshots[name] = time.time()
+        self.state.save()
+
+    def snapshot_delete(self, name: str) -> None:
+        self._known_snapshot(name)
+        del self.record.snapshots[name]
+        self.state.save()
+
+    def reset(self, name: str) -> None:
+        """Destroy and up: what a pod or a run changed in the namespaces is gone, and the
+        lab is the lab file's again. The snapshots outlive it."""
+        self._known_snapshot(name)
+        kept = dict(self.record.snapshots)
+        self.destroy()
+        self.up()
+        self.record.snapshots = kept
+        self.state.save()
+
     def _delete_netns(self, netns: str, stopped: bool = False) -> None:
         if not netns_exists(netns):
             return

@@ -29,6 +29,9 @@ class NetnsRecord:
     ipam_dir: str | None = None  # host-local's leases of this lab
     namespaces: dict[str, str] = field(default_factory=dict)  # namespace -> host/switch
     pods: dict[str, PodRecord] = field(default_factory=dict)
+    # name -> when taken. A netns lab is made again from the lab file in a second, so a
+    # snapshot keeps nothing but its name: `lab reset` is destroy and up.
+    snapshots: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

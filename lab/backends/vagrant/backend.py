@@ -21,12 +21,12 @@ from lab.backends.base import (
     Pod,
     overall_state,
 )
-from lab.backends.vagrant import libvirtnet
+from lab.backends.vagrant import boxes, libvirtnet
 from lab.backends.vagrant.checks import checks
 from lab.backends.vagrant.cli import VagrantCLI
 from lab.backends.vagrant.inputs import resolved_path, vagrant_input, write_input
 from lab.backends.vagrant.record import Progress, VagrantRecord
-from lab.diagnose.selfcheck import selfcheck
+from lab.diagnose.selfcheck import host_checks, selfcheck
 from lab.errors import BackendError
 from lab.host import Host, PodSpec
 from lab.kube import pods as kubepods
@@ -43,6 +43,7 @@ UP_TIMEOUT_S = 1800.0
 MAX_RECEIVER_PODS = 100
 DESTROY_TIMEOUT_S = 600.0
 SSH_READY_S = 300.0
+SNAPSHOT_TIMEOUT_S = 900.0  # every VM's disk and memory, one after the other
 API_SERVER_PORT = 6443  # kubeadm's default for the API server
 JOIN_TOKEN_TTL = "30m"  # long enough for every worker's join, retries included
 
@@ -76,6 +77,7 @@ def host_state(vagrant_word: str | None) -> HostState:
 
 class VagrantBackend(Backend):
     name = "vagrant"
+    writes_lock = True
 
     @property
     def record(self) -> VagrantRecord:
@@ -85,6 +87,10 @@ class VagrantBackend(Backend):
                  options: Mapping[str, str] | None = None) -> None:
         super().__init__(lab, state, reporter, options=options)
         self._hosts: dict[str, SshHost] = {}  # one reused SSH connection per host
+        # `lab up --locked`: host -> package -> version; URL -> sha256; the box.
+        self._pins: dict[str, dict[str, str]] = {}
+        self._fetch_pins: dict[str, str] = {}
+        self._box_pin: dict[str, str] | None = None
 
     @property
     def provider(self) -> str:
@@ -107,8 +113,41 @@ class VagrantBackend(Backend):
                                f"({self.provider}):\n" +
                                "\n".join(f"  - {c.message} Fix: {c.fix}" for c in failed))
 
+    def box_identity(self) -> dict[str, str] | None:
+        box = self.lab.vagrant.boxes[self.provider]
+        folder = boxes.box_dir(box.name, box.version, self.provider)
+        if folder is None:
+            return None
+        return {"name": box.name, "version": box.version, "provider": self.provider,
+                "sha256": boxes.tree_sha256(folder)}
+
+    def pin(self, packages: Mapping[str, Mapping[str, str]], downloads: Mapping[str, str],
+            box: Mapping[str, str] | None) -> None:
+        self._pins = {host: dict(p) for host, p in packages.items()}
+        self._fetch_pins = dict(downloads)
+        self._box_pin = dict(box) if box else None
+
+    def _check_box_pin(self) -> None:
+        """Before any VM boots: the box on this machine is the locked one (when it is here;
+        Vagrant adds it at `up` otherwise, and the lock is compared after)."""
+        if self._box_pin is None:
+            return
+        box = self.lab.vagrant.boxes[self.provider]
+        for key, here in (("name", box.name), ("version", box.version),
+                          ("provider", self.provider)):
+            if self._box_pin.get(key) != here:
+                raise BackendError(f"box.{key}: {here} in {self.lab.source.name}, the lock "
+                                   f"says {self._box_pin.get(key)}")
+        found = self.box_identity()
+        if found is not None and found["sha256"] != self._box_pin.get("sha256"):
+            raise BackendError(f"box.sha256: the box {box.name} {box.version} on this "
+                               f"machine is {found['sha256']}, the lock says "
+                               f"{self._box_pin.get('sha256')}: it is another build of that "
+                               "version (`vagrant box remove` it and add the locked one)")
+
     def up(self) -> None:
         self.preflight()
+        self._check_box_pin()
         r = self.record
         r.provider, r.status, r.created = self.provider, "creating", time.time()
         r.selfcheck = []  # the last `up`'s no longer says anything about this one
@@ -275,6 +314,14 @@ class VagrantBackend(Backend):
                         "LAB_FLANNEL": k.flannel, "LAB_MULTUS": k.multus})
             if h.name != self.lab.node.name:
                 env["LAB_CONTROL_PLANE"] = f"{self.lab.node.address}:{API_SERVER_PORT}"
+        # `lab up --locked`: no step declares these parameters, so a lock never reruns a
+        # done step; what is installed is compared with the lock after the steps.
+        if self._pins.get(host_name):
+            env["LAB_LOCKED"] = " ".join(f"{p}={v}" for p, v in
+                                         sorted(self._pins[host_name].items()))
+        if self._fetch_pins:
+            env["LAB_LOCKED_FETCH"] = " ".join(f"{url} {digest}" for url, digest in
+                                               sorted(self._fetch_pins.items()))
         return env
 
     def _ssh_host(self, cli: VagrantCLI, name: str) -> SshHost:
@@ -425,10 +472,71 @@ class VagrantBackend(Backend):
             if wanted & set(members):
                 self._delete_run(kubectl, label)
 
+    # -- snapshots: Vagrant's, of every VM at once ------------------------------------
+    def snapshots(self) -> dict[str, float]:
+        return dict(self.record.snapshots)
+
+    def snapshot_save(self, name: str) -> None:
+        if self.record.status != "up":
+            raise BackendError(f"lab {self.lab.name} is not up; run `lab up` first (a "
+                               "snapshot keeps a lab that passed its self-check)")
+        with self.reporter.step(f"vagrant snapshot save {name} "
+                                f"({', '.join(h.name for h in self.lab.hosts)})"):
+            self._cli().snapshot_save(name, SNAPSHOT_TIMEOUT_S)
+        r = self.record
+        r.snapshots[name] = time.time()
+        saved = r.to_json()
+        r.snapshot_records[name] = {k: saved[k] for k in _SNAPSHOT_FIELDS}
+        self.state.save()
+
+    def snapshot_delete(self, name: str) -> None:
+        self._known_snapshot(name)
+        with self.reporter.step(f"vagrant snapshot delete {name}"):
+            self._cli().snapshot_delete(name, SNAPSHOT_TIMEOUT_S)
+        self.record.snapshots.pop(name)
+        self.record.snapshot_records.pop(name, None)
+        self.state.save()
+
+    def reset(self, name: str) -> None:
+        """Every VM back to the snapshot, running; the record as it was then; SSH answers
+        on every host and the hosts' self-check passes before it returns."""
+        self._known_snapshot(name)
+        for host in self._hosts.values():
+            host.close()
+        self._hosts.clear()
+        r = self.record
+        r.status = "creating"  # until the VMs answer again
+        self.state.save()
+        with self.reporter.step(f"vagrant snapshot restore {name}"):
+            self._cli().snapshot_restore(name, SNAPSHOT_TIMEOUT_S)
+        back = VagrantRecord.from_json({**r.to_json(), **r.snapshot_records.get(name, {})})
+        for key in _SNAPSHOT_FIELDS:
+            setattr(r, key, getattr(back, key))
+        r.pod_runs.clear()  # pods of later runs are gone with the VMs' later state
+        self.state.save()
+        cli = self._cli()
+        hosts = {h.name: self._ssh_host(cli, h.name) for h in self.lab.hosts}
+        with self.reporter.step("SSH answers on every host"), \
+                ThreadPoolExecutor(max_workers=len(hosts), thread_name_prefix="ssh") as pool:
+            list(pool.map(lambda host: host.wait_ready(SSH_READY_S), hosts.values()))
+        with self.reporter.step("self-check (hosts)"):
+            checks = host_checks(self.lab, dict(hosts),
+                                 {n: self._lab_nic_of(h) for n, h in hosts.items()})
+            failed = [c for c in checks if not c.ok]
+            if failed:
+                raise BackendError(f"after reset to {name}: self-check {failed[0].name} "
+                                   f"failed: {failed[0].message}")
+        r.status = "up"
+        self.state.save()
+
     def _delete_run(self, kubectl: Kubectl, label: str) -> None:
         kubepods.delete(kubectl, label)
         self.record.pod_runs.pop(label, None)
         self.state.save()
+
+
+# What a snapshot keeps of the record: what the VMs were when it was taken.
+_SNAPSHOT_FIELDS = ("provisioning", "lab_nics", "selfcheck")
 
 
 def _word(vagrant_word: str | None) -> str:

@@ -131,3 +131,17 @@ class VagrantCLI:
     def destroy(self, timeout: float) -> command.Result:
         self._ssh.clear()
         return self._checked(["destroy", "--force"], timeout, "vagrant destroy")
+
+    # Snapshots of every machine of the project at once (no machine name: all of them).
+    def snapshot_save(self, name: str, timeout: float) -> command.Result:
+        return self._checked(["snapshot", "save", "--force", name], timeout,
+                             f"vagrant snapshot save {name}")
+
+    def snapshot_restore(self, name: str, timeout: float) -> command.Result:
+        self._ssh.clear()
+        return self._checked(["snapshot", "restore", "--no-provision", name], timeout,
+                             f"vagrant snapshot restore {name}")
+
+    def snapshot_delete(self, name: str, timeout: float) -> command.Result:
+        return self._checked(["snapshot", "delete", name], timeout,
+                             f"vagrant snapshot delete {name}")

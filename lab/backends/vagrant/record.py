@@ -33,6 +33,10 @@ class VagrantRecord:
     provisioning: dict[str, Progress] = field(default_factory=dict)
     pod_runs: dict[str, list[str]] = field(default_factory=dict)  # run label -> pods
     selfcheck: list[Check] = field(default_factory=list)  # the last `lab up`'s
+    snapshots: dict[str, float] = field(default_factory=dict)  # name -> when taken
+    # name -> what this record said when it was taken (provisioning, NICs, self-check):
+    # `lab reset` puts it back with the VMs.
+    snapshot_records: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,53 @@
+"""Snapshots and reset on the netns backend, through the real `lab` command: a netns lab
+keeps no state worth saving, so `lab reset` is destroy and up, and what was changed in a
+host since is gone. (The vagrant backend's snapshots run on real VMs: test_vm_lab.py.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support import make_project
+
+pytestmark = pytest.mark.netns
+
+
+def _links(netns: str) -> list[str]:
+    out = subprocess.run(["ip", "-n", netns, "-j", "link", "show"], capture_output=True,
+                         text=True, check=True, timeout=15).stdout
+    return [link["ifname"] for link in json.loads(out)]
+
+
+def test_reset_returns_a_changed_lab_to_the_lab_file_and_it_passes(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    try:
+        project.lab("up", check_codes=(0,))
+        refused = project.lab("reset")
+        assert refused.returncode == 2 and "has no snapshot to reset to" in refused.stderr
+        saved = project.lab("snapshot", "save", check_codes=(0,))
+        assert "snapshot ready of lab" in saved.stderr
+        listed = project.lab("snapshot", "list", check_codes=(0,)).stdout
+        assert listed.startswith("ready\t")
+        # An attendee's change: a link of their own in the node's namespace.
+        node = f"{project.name}-k8s"
+        subprocess.run(["ip", "-n", node, "link", "add", "broken0", "type", "dummy"],
+                       check=True, timeout=15)
+        assert "broken0" in _links(node)
+        unknown = project.lab("reset", "other")
+        assert unknown.returncode == 3 and "has no snapshot 'other'; it has: ready" in \
+            unknown.stderr
+        reset = project.lab("reset", check_codes=(0,))
+        assert "reset to snapshot ready in" in reset.stderr
+        assert "broken0" not in _links(node)
+        run = project.lab("run", "host-baseline", timeout=120)
+        assert run.returncode == 0, run.stdout + run.stderr
+        # The snapshot outlives the reset, and goes when deleted.
+        assert project.lab("snapshot", "list", check_codes=(0,)).stdout.startswith("ready\t")
+        project.lab("snapshot", "delete", "ready", check_codes=(0,))
+        assert "has no snapshot" in project.lab("snapshot", "list", check_codes=(0,)).stdout
+    finally:
+        project.lab("destroy", timeout=120)
+    assert project.namespaces() == []

@@ -156,17 +156,22 @@ def backend_options(func: Callable[..., None]) -> Callable[..., None]:
 @cli.command()
 @click.option("--locked", is_flag=True, help="Install exactly what lab.lock lists (beside "
               "the lab file) and fail naming the first difference.")
+@click.option("--bundle", "bundle_dir", type=click.Path(path_type=Path), default=None,
+              help="Provision from this offline bundle (`lab bundle`), not the network.")
 @pass_ctx
 @backend_options
-def up(c: Context, locked: bool) -> None:
+def up(c: Context, locked: bool, bundle_dir: Path | None) -> None:
     """Create the lab's hosts and network (idempotent)."""
     from lab.lockfile import lock as lockfile
     from lab.state import argv_summary
 
     path = lockfile.path_for(c.file)
     pinned = lockfile.read(path) if locked else None  # a missing or bad lock: before anything
+    bundle = _verified_bundle(c, bundle_dir) if bundle_dir is not None else None
     with c.locked(argv_summary()) as state:
         backend = c.backend(state)
+        if bundle is not None:
+            backend.use_bundle(bundle)
         if pinned is not None:
             if pinned.lab != c.lab.name:
                 raise UsageError(f"{path} is the lock of lab {pinned.lab}, not {c.lab.name}")
@@ -197,6 +202,48 @@ def _lock(c: Context, backend: Backend, path: Path, pinned: Any = None) -> None:
         c.reporter.info(f"lab {c.lab.name} is exactly what {path.name} lists")
     elif lockfile.write(found, path):
         c.reporter.info(f"wrote {path}")
+
+
+def _verified_bundle(c: Context, folder: Path) -> Any:
+    """The bundle, every file checked against its manifest before anything is made."""
+    from lab.bundle import manifest
+
+    bundle = manifest.read(folder)
+    with c.reporter.step(f"check the bundle in {folder} ({len(bundle.files)} files)"):
+        manifest.verify(bundle)
+    return bundle
+
+
+@cli.command(name="bundle")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("bundle"),
+              show_default=True, help="The folder to make (an earlier bundle there is "
+              "replaced).")
+@click.option("--package", "packages", multiple=True, help="A package to bundle besides "
+              "those the steps install (repeatable).")
+@click.option("--no-box", is_flag=True, help="Leave the Vagrant box out.")
+@pass_ctx
+@backend_options
+def bundle_cmd(c: Context, out: Path, packages: tuple[str, ...], no_box: bool) -> None:
+    """Gather once what `lab up` downloads into one folder with checksums, for
+    `lab up --bundle` on machines (or VMs) with no internet: the distribution's packages
+    the steps install with every dependency (from this machine's apt, which must run the
+    box's release), and the lab file's box from Vagrant's store here."""
+    from lab.bundle.from_apt import STEP_PACKAGES
+    from lab.bundle.make import make_from_apt
+
+    box, folder = None, None
+    if not no_box:
+        found = c.backend(c.state()).box_source()
+        if found is None:
+            c.reporter.warn("the lab file's box is not on this machine (`vagrant box add` "
+                            "it first), or its backend boots none: the bundle has no box")
+        else:
+            box, folder = found
+    wanted = list(dict.fromkeys([*STEP_PACKAGES, *packages]))
+    bundle = make_from_apt(out, wanted, box, folder, c.reporter)
+    size = sum((out / rel).stat().st_size for rel in bundle.files)
+    click.echo(f"{out}: {len(bundle.files)} files, {size / 1e6:.1f} MB, for "
+               f"{bundle.release}/{bundle.architecture}; `lab up --bundle {out}`")
 
 
 @cli.command(name="lock")

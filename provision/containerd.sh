@@ -20,3 +20,4 @@ else
 fi
 systemctl enable --now containerd >/dev/null
 containerd --version
+lab_bundle_images  # with a bundle: its images, before anything would pull them

@@ -36,7 +36,9 @@ else
         # The reset wiped what later steps applied (flannel, Multus): they run again.
         rm -f "$LAB_STATE_DIR/steps/flannel" "$LAB_STATE_DIR/steps/multus"
     fi
-    if ! out=$(kubeadm config images pull --kubernetes-version "$version" 2>&1); then
+    if [[ -n "${LAB_BUNDLE:-}" ]]; then
+        echo "control-plane images from the bundle (imported by the containerd step)"
+    elif ! out=$(kubeadm config images pull --kubernetes-version "$version" 2>&1); then
         printf '%s\n' "$out" >&2
         if grep -Eq "$LAB_NO_NETWORK|no such host|network is unreachable" <<<"$out"; then
             lab_fail 76 "cannot pull the control-plane images: $(grep -Eo '(dial tcp|lookup)[^"]*' <<<"$out" | head -n 1)"

@@ -8,6 +8,15 @@
 
 LAB_APT=(apt-get -q -y -o DPkg::Lock::Timeout=300 -o Acquire::Retries=3)
 export DEBIAN_FRONTEND=noninteractive
+# With an offline bundle (`lab up --bundle`, made ready by the bundle step): apt reads the
+# bundle's packages only (its own source list and lists, no sources.list.d), and lab_fetch
+# copies from it; nothing reaches the network.
+if [[ -n "${LAB_BUNDLE:-}" ]]; then
+    LAB_APT+=(-o "Dir::Etc::SourceList=$LAB_BUNDLE/apt/sources.list"
+        -o "Dir::Etc::SourceParts=$LAB_BUNDLE/apt/sources.d"
+        -o "Dir::State::Lists=$LAB_BUNDLE/apt/lists"
+        -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache=")  # the host's own cache stays
+fi
 
 lab_fail() {  # STATUS CAUSE...
     local status=$1
@@ -69,7 +78,15 @@ lab_apt_install() {  # PACKAGE...
 }
 
 lab_fetch() {  # URL FILE: a download, retried by the engine unless the VM has no way out
-    local err
+    local err copy
+    if [[ -n "${LAB_BUNDLE:-}" ]]; then
+        copy=$(awk -F '\t' -v url="$1" '$1 == url { print $2 }' "$LAB_BUNDLE/downloads.tsv" 2>/dev/null || true)
+        [[ -n "$copy" && -f "$LAB_BUNDLE/$copy" ]] ||
+            lab_fail 1 "the bundle has no copy of $1: make the bundle again from a lab whose steps fetched it"
+        cp "$LAB_BUNDLE/$copy" "$2"
+        lab_fetched "$1" "$2"
+        return 0
+    fi
     if err=$(curl -fsSL --retry 2 --connect-timeout 10 --max-time 120 "$1" -o "$2" 2>&1); then
         lab_fetched "$1" "$2"
         return 0
@@ -174,4 +191,13 @@ lab_kubelet_node_ip() {  # ADDRESS: the kubelet's node IP, the lab address (not 
         echo "$args" > "$file"
         systemctl restart kubelet || true
     fi
+}
+
+lab_bundle_images() {  # the bundle's container images into the node's containerd
+    local image
+    [[ -n "${LAB_BUNDLE:-}" ]] || return 0
+    for image in "$LAB_BUNDLE"/images/*.tar; do
+        [[ -e "$image" ]] || continue
+        ctr -n k8s.io images import "$image" || lab_fail 1 "containerd could not import $image from the bundle"
+    done
 }

@@ -6,14 +6,18 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from lab.check import Check
-from lab.errors import BackendError
+from lab.errors import BackendError, UsageError
 from lab.host import Host, PodSpec
 from lab.model.lab import Lab
 from lab.state import State
 from lab.ui import Reporter
+
+if TYPE_CHECKING:
+    from lab.bundle.manifest import Bundle
 
 
 @dataclass(frozen=True)
@@ -169,12 +173,22 @@ class Backend(ABC):
         one and it is on this machine."""
         return None
 
+    def box_source(self) -> tuple[dict[str, str], Path] | None:
+        """The box (name, version, provider) and the folder it is unpacked in on this
+        machine, for a bundle; None when there is none here."""
+        return None
+
     def pin(self, packages: Mapping[str, Mapping[str, str]], downloads: Mapping[str, str],
             box: Mapping[str, str] | None) -> None:
         """`lab up --locked`: install these versions (host -> package -> version), refuse
         downloads whose sha256 changed, and boot only this box. A backend that installs
         nothing has nothing to pin."""
         return None
+
+    def use_bundle(self, bundle: Bundle) -> None:
+        """`lab up --bundle`: provision from this verified offline bundle, not the network."""
+        raise UsageError(f"the {self.name} backend downloads nothing: it has no use for a "
+                         "bundle")
 
     # -- snapshots: a good lab kept, to return to in seconds (workshops) ------------------
     @abstractmethod

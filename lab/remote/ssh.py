@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import shlex
+import tarfile
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fabric import Connection
@@ -120,6 +122,43 @@ class SshHost:
         if check and not result.ok:
             raise CommandFailed(result, what)
         return result
+
+    def send_files(self, files: Sequence[tuple[Path, str]], dest: str, *, timeout: float
+                   ) -> None:
+        """Put `files` (local path, name under dest) into the folder `dest` on the host,
+        replacing it: one tar stream over one SSH channel, unpacked there (as root when
+        `sudo` is set). Bounded by `timeout` on every read and write."""
+        script = 'rm -rf "$1" && mkdir -p "$1" && tar -x -C "$1" -f -'
+        cmd = self._command(["sh", "-c", script, "sh", dest])
+        start = time.monotonic()
+        try:
+            self.conn.open()
+            transport = self.conn.client.get_transport()
+            if transport is None:
+                raise SSHException("no transport")
+            channel = transport.open_session(timeout=CONNECT_TIMEOUT_S)
+            channel.settimeout(timeout)
+            channel.exec_command(cmd)
+            with channel.makefile("wb") as stream, \
+                    tarfile.open(fileobj=stream, mode="w|") as tar:
+                for path, name in files:
+                    tar.add(str(path), arcname=name, recursive=False)
+            channel.shutdown_write()
+            left = max(1.0, timeout - (time.monotonic() - start))
+            if not channel.status_event.wait(left):
+                channel.close()
+                raise BackendError(f"{self.name}: unpacking {len(files)} files in {dest} "
+                                   f"did not end within {timeout:g} s")
+            status = channel.recv_exit_status()
+            said = channel.makefile_stderr("rb").read().decode(errors="replace").strip()
+            channel.close()
+        except (OSError, SSHException, EOFError) as exc:
+            self.close()
+            raise BackendError(f"{self.name}: SSH failed sending {len(files)} files to "
+                               f"{dest}: {exc}") from None
+        if status != 0:
+            raise BackendError(f"{self.name}: unpacking files in {dest} failed (exit status "
+                               f"{status}): {said[-500:]}")
 
     def start(self, argv: Sequence[str], *, timeout: float) -> SshProcess:
         bounded = ["timeout", "--kill-after=2", f"{timeout:g}", *argv]

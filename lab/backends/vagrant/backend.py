@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import shlex
 import shutil
@@ -10,6 +11,8 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 from lab import names, snooping
 from lab.backends.base import (
@@ -26,6 +29,7 @@ from lab.backends.vagrant.checks import checks
 from lab.backends.vagrant.cli import VagrantCLI
 from lab.backends.vagrant.inputs import resolved_path, vagrant_input, write_input
 from lab.backends.vagrant.record import Progress, VagrantRecord
+from lab.bundle.manifest import BOX, MANIFEST, Bundle, sha256_of
 from lab.diagnose.selfcheck import host_checks, selfcheck
 from lab.errors import BackendError
 from lab.host import Host, PodSpec
@@ -51,6 +55,25 @@ JOIN_TOKEN_TTL = "30m"  # long enough for every worker's join, retries included
 # kubeadm join HOST:PORT --token ABCDEF.0123456789ABCDEF --discovery-token-ca-cert-hash sha256:HEX
 _JOIN = re.compile(r"--token\s+([a-z0-9]{6}\.[a-z0-9]{16})\s+"
                    r"--discovery-token-ca-cert-hash\s+(sha256:[0-9a-f]{64})\b")
+
+
+VM_BUNDLE_DIR = f"{DEFAULT_STATE_DIR}/bundle"
+BUNDLE_SEND_TIMEOUT_S = 900.0
+BOX_ADD_TIMEOUT_S = 1800.0
+
+
+def bundle_id(bundle: Bundle) -> str:
+    """The bundle's identity: the sha256 of its manifest, which lists every file's."""
+    return sha256_of(bundle.folder / MANIFEST)
+
+
+def bundle_box_catalog(bundle: Bundle) -> dict[str, Any]:
+    """Vagrant's box catalog (metadata JSON) for the bundle's box file, with its sha256,
+    so that `vagrant box add` records the name and version and checks the file."""
+    box = bundle.box
+    return {"name": box["name"], "versions": [{"version": box["version"], "providers": [{
+        "name": box["provider"], "url": (bundle.folder / box["file"]).resolve().as_uri(),
+        "checksum_type": "sha256", "checksum": bundle.files[box["file"]]}]}]}
 
 
 def kubeadm_join_args(printed: str) -> tuple[str, str]:
@@ -91,6 +114,7 @@ class VagrantBackend(Backend):
         self._pins: dict[str, dict[str, str]] = {}
         self._fetch_pins: dict[str, str] = {}
         self._box_pin: dict[str, str] | None = None
+        self._bundle: Bundle | None = None  # `lab up --bundle`
 
     @property
     def provider(self) -> str:
@@ -121,11 +145,68 @@ class VagrantBackend(Backend):
         return {"name": box.name, "version": box.version, "provider": self.provider,
                 "sha256": boxes.tree_sha256(folder)}
 
+    def box_source(self) -> tuple[dict[str, str], Path] | None:
+        box = self.lab.vagrant.boxes[self.provider]
+        folder = boxes.box_dir(box.name, box.version, self.provider)
+        if folder is None:
+            return None
+        return {"name": box.name, "version": box.version, "provider": self.provider}, folder
+
     def pin(self, packages: Mapping[str, Mapping[str, str]], downloads: Mapping[str, str],
             box: Mapping[str, str] | None) -> None:
         self._pins = {host: dict(p) for host, p in packages.items()}
         self._fetch_pins = dict(downloads)
         self._box_pin = dict(box) if box else None
+
+    def use_bundle(self, bundle: Bundle) -> None:
+        self._bundle = bundle
+
+    def _add_bundle_box(self) -> None:
+        """The bundle's box into Vagrant, when it is the lab file's and Vagrant lacks it."""
+        b, box = self._bundle, self.lab.vagrant.boxes[self.provider]
+        if b is None or not b.box:
+            return
+        if (b.box.get("name"), b.box.get("version"), b.box.get("provider")) != \
+                (box.name, box.version, self.provider):
+            self.reporter.warn(f"the bundle's box ({b.box.get('name')} {b.box.get('version')}"
+                               f", {b.box.get('provider')}) is not the lab file's; not added")
+            return
+        if boxes.box_dir(box.name, box.version, self.provider) is not None:
+            return
+        catalog = names.lab_dir(self.lab.project_dir, self.lab.name) / "bundle-box.json"
+        catalog.parent.mkdir(parents=True, exist_ok=True)
+        catalog.write_text(json.dumps(bundle_box_catalog(b)))
+        with self.reporter.step(f"vagrant box add {box.name} {box.version} from the bundle"):
+            self._cli().box_add(catalog, BOX_ADD_TIMEOUT_S)
+
+    def _send_bundle(self, hosts: Mapping[str, SshHost]) -> None:
+        """The bundle onto every host, side by side; a host that has this very bundle
+        already is left as it is (a second `lab up --bundle` sends nothing)."""
+        b = self._bundle
+        if b is None:
+            return
+        bid = bundle_id(b)
+        sums = "".join(f"{digest}  {rel}\n" for rel, digest in sorted(b.files.items())
+                       if not rel.startswith(f"{BOX}/"))
+        index = "".join(f"{url}\t{rel}\n" for url, rel in sorted(b.downloads.items()))
+        staging = names.lab_dir(self.lab.project_dir, self.lab.name) / "bundle-send"
+        staging.mkdir(parents=True, exist_ok=True)
+        for name, text in (("SHA256SUMS", sums), ("downloads.tsv", index), ("bundle.id", bid)):
+            (staging / name).write_text(text)
+        files = [(b.folder / rel, rel) for rel in sorted(b.files)
+                 if not rel.startswith(f"{BOX}/")]
+        files += [(staging / n, n) for n in ("SHA256SUMS", "downloads.tsv", "bundle.id")]
+
+        def send(host: SshHost) -> None:
+            have = host.run(["cat", f"{VM_BUNDLE_DIR}/bundle.id"], timeout=30, check=False)
+            if have.ok and have.stdout.strip() == bid:
+                return
+            host.send_files(files, VM_BUNDLE_DIR, timeout=BUNDLE_SEND_TIMEOUT_S)
+
+        with self.reporter.step(f"send the bundle ({len(files) - 3} files) to "
+                                f"{', '.join(hosts)}"), \
+                ThreadPoolExecutor(max_workers=len(hosts), thread_name_prefix="send") as pool:
+            list(pool.map(send, hosts.values()))
 
     def _check_box_pin(self) -> None:
         """Before any VM boots: the box on this machine is the locked one (when it is here;
@@ -148,6 +229,7 @@ class VagrantBackend(Backend):
     def up(self) -> None:
         self.preflight()
         self._check_box_pin()
+        self._add_bundle_box()
         r = self.record
         r.provider, r.status, r.created = self.provider, "creating", time.time()
         r.selfcheck = []  # the last `up`'s no longer says anything about this one
@@ -183,6 +265,7 @@ class VagrantBackend(Backend):
         with self.reporter.step("SSH answers on every host"), \
                 ThreadPoolExecutor(max_workers=len(hosts), thread_name_prefix="ssh") as pool:
             list(pool.map(lambda host: host.wait_ready(SSH_READY_S), hosts.values()))
+        self._send_bundle(hosts)
         tiers = {"base", "kubernetes"} if self.lab.kubernetes.provision else {"base"}
         steps = [s for s in load_steps() if s.tier in tiers]
         control_plane = hosts[self.lab.node.name]
@@ -314,6 +397,10 @@ class VagrantBackend(Backend):
                         "LAB_FLANNEL": k.flannel, "LAB_MULTUS": k.multus})
             if h.name != self.lab.node.name:
                 env["LAB_CONTROL_PLANE"] = f"{self.lab.node.address}:{API_SERVER_PORT}"
+        env["LAB_BUNDLE_ID"] = bundle_id(self._bundle) if self._bundle else ""
+        if self._bundle is not None:
+            env.update({"LAB_BUNDLE": VM_BUNDLE_DIR, "LAB_BUNDLE_RELEASE": self._bundle.release,
+                        "LAB_BUNDLE_ARCH": self._bundle.architecture})
         # `lab up --locked`: no step declares these parameters, so a lock never reruns a
         # done step; what is installed is compared with the lock after the steps.
         if self._pins.get(host_name):

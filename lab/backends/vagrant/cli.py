@@ -145,3 +145,8 @@ class VagrantCLI:
     def snapshot_delete(self, name: str, timeout: float) -> command.Result:
         return self._checked(["snapshot", "delete", name], timeout,
                              f"vagrant snapshot delete {name}")
+
+    def box_add(self, catalog: Path, timeout: float) -> command.Result:
+        """Add a box from a local catalog (metadata JSON naming the file and its sha256):
+        Vagrant checks the checksum and records the version, with no network."""
+        return self._checked(["box", "add", str(catalog)], timeout, "vagrant box add")

@@ -1,0 +1,98 @@
+"""A bundle folder and its manifest, `bundle.yaml`: every file with its sha256, what each
+downloaded URL's copy is, the Debian release and architecture the packages are for, and
+the box. Verified as a whole before any of it is used: a missing or corrupt file is named."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lab.model.fields import Problems
+
+MANIFEST = "bundle.yaml"
+BUNDLE_VERSION = 1
+CHUNK = 1 << 20
+# Folders of a bundle, by what they hold.
+DEBS, IMAGES, FILES, BOX = "debs", "images", "files", "box"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class Bundle:
+    folder: Path
+    release: str  # the Debian/Ubuntu codename the packages are for (bookworm, noble)
+    architecture: str  # dpkg's (amd64, arm64)
+    files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
+    downloads: dict[str, str] = field(default_factory=dict)  # URL -> relative path
+    box: dict[str, str] = field(default_factory=dict)  # name, version, provider, file
+
+    def paths(self, folder: str) -> list[str]:
+        return sorted(p for p in self.files if p.startswith(f"{folder}/"))
+
+    def add(self, relative: str) -> None:
+        self.files[relative] = sha256_of(self.folder / relative)
+
+    def write(self) -> Path:
+        path = self.folder / MANIFEST
+        data: dict[str, Any] = {"bundle": BUNDLE_VERSION, "release": self.release,
+                                "architecture": self.architecture, "box": self.box or None,
+                                "downloads": dict(sorted(self.downloads.items())),
+                                "files": dict(sorted(self.files.items()))}
+        path.write_text("# An offline bundle of mcast-lab: `lab up --bundle "
+                        f"{self.folder}` provisions from it. Every file with its sha256.\n"
+                        + yaml.safe_dump(data, sort_keys=False, width=100))
+        return path
+
+
+def read(folder: Path) -> Bundle:
+    path = folder / MANIFEST
+    problems = Problems(str(path))
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        problems.add("", f"no {MANIFEST} in {folder}: not a bundle (`lab bundle --out "
+                         f"{folder}` makes one)")
+        problems.raise_if_any()
+    except yaml.YAMLError as exc:
+        problems.add("", f"not YAML: {exc}")
+        problems.raise_if_any()
+    if not isinstance(data, dict) or data.get("bundle") != BUNDLE_VERSION:
+        problems.add("bundle", f"must be {BUNDLE_VERSION} (a bundle this version of lab makes)")
+        problems.raise_if_any()
+    files = data.get("files") or {}
+    for rel in files:
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            problems.add(f"files.{rel}", "must be a path inside the bundle")
+    problems.raise_if_any()
+    return Bundle(folder, str(data.get("release", "")), str(data.get("architecture", "")),
+                  {str(k): str(v) for k, v in files.items()},
+                  {str(k): str(v) for k, v in (data.get("downloads") or {}).items()},
+                  {str(k): str(v) for k, v in (data.get("box") or {}).items()})
+
+
+def verify(bundle: Bundle) -> None:
+    """Every file the manifest lists is there with its sha256; the first that is not is
+    named (with the manifest's key), before anything of the bundle is used."""
+    problems = Problems(str(bundle.folder / MANIFEST))
+    for rel, want in bundle.files.items():
+        path = bundle.folder / rel
+        if not path.is_file():
+            problems.add(f"files.{rel}", f"{path} is missing from the bundle")
+        elif sha256_of(path) != want:
+            problems.add(f"files.{rel}", f"{path} is corrupt: its sha256 is "
+                                         f"{sha256_of(path)}, the manifest says {want}")
+    for url, rel in bundle.downloads.items():
+        if rel not in bundle.files:
+            problems.add(f"downloads.{url}", f"{rel} is not among the bundle's files")
+    problems.raise_if_any()

@@ -3,9 +3,10 @@
 1 lab cost and 2 pod cost curve (bench.lab_cost), 3 fan-out loss against the macvlan
 queue (bench.fanout), 4 the loss-free fan-out search over the port's settings
 (bench.fanout_search), 5 throughput ceiling (bench.ceiling), 6 one node against several
-(bench.multinode: pods per second, fan-out spread over nodes), 7 the vagrant path on real
-VMs (bench.vagrant_path, only with --vm: it needs libvirt, QEMU and the test box, and
-takes about 15 minutes).
+(bench.multinode: pods per second, fan-out spread over nodes), 7 `lab reset` against a
+new `lab up` (bench.reset; netns, and VMs with --vm), 8 the vagrant path on real VMs
+(bench.vagrant_path, only with --vm: it needs libvirt, QEMU and the test box, and takes
+about 15 minutes).
 Every figure is a median (min-max) over rounds; A/B settings alternate within a run.
 Each prints its table and writes bench/out/<name>.json.
 """
@@ -32,7 +33,9 @@ PLAN = [
 
 def main() -> int:
     plan = list(PLAN)
-    if "--vm" in sys.argv[1:]:
+    vm = "--vm" in sys.argv[1:]
+    plan.append(("lab reset against lab up", ["bench.reset", *([] if vm else ["--no-vm"])]))
+    if vm:
         plan.append(("vagrant path (real VMs)", ["bench.vagrant_path"]))
     failed = 0
     for title, args in plan:

@@ -79,17 +79,10 @@ def _shell_provisioners(work: Path, model: object) -> None:
     (work / "Vagrantfile.provisioned").write_text("\n".join(lines) + "\n")
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--repeat", type=int, default=2)
-    args = ap.parse_args()
-    sys.path.insert(0, str(REPO))
-    from lab import names
-    from lab.backends.vagrant import libvirtnet
-    from lab.backends.vagrant.inputs import vagrant_input, write_input
-    from lab.model.labfile import load_lab
-
-    work = Path(tempfile.mkdtemp(prefix="vbench-"))
+def vm_lab_dir(prefix: str) -> tuple[Path, list[str]]:
+    """A project folder with a lab of the two VMs on the test box (isolated networks,
+    offline tier only), and the `lab` command line for it."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
     data = yaml.safe_load((REPO / "lab.yaml").read_text())
     data["name"] = "v" + uuid.uuid4().hex[:6]
     data["backend"] = "vagrant"
@@ -106,7 +99,20 @@ def main() -> int:
     (work / "lab.yaml").write_text(yaml.safe_dump(data))
     shutil.copy(REPO / "Vagrantfile", work / "Vagrantfile")
     shutil.copytree(REPO / "scenarios", work / "scenarios")
-    lab = [sys.executable, "-m", "lab", "-q", "-f", str(work / "lab.yaml")]
+    return work, [sys.executable, "-m", "lab", "-q", "-f", str(work / "lab.yaml")]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=2)
+    args = ap.parse_args()
+    sys.path.insert(0, str(REPO))
+    from lab import names
+    from lab.backends.vagrant import libvirtnet
+    from lab.backends.vagrant.inputs import vagrant_input, write_input
+    from lab.model.labfile import load_lab
+
+    work, lab = vm_lab_dir("vbench-")
     model = load_lab(work / "lab.yaml")
     venv = {"LAB_VAGRANT_JSON": str(names.vagrant_input_file(work, model.name)),
             "VAGRANT_DOTFILE_PATH": str(names.vagrant_dotfile_dir(work, model.name)),

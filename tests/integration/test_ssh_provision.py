@@ -362,3 +362,24 @@ def test_a_step_waiting_for_a_role_runs_after_it_with_its_late_parameters(
         assert made == ["t0"]  # no token made for a join that is done
     finally:
         worker.close()
+
+
+def test_files_are_sent_in_one_stream_and_replace_the_folder(sshd_host: SshHost,
+                                                             tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "debs").mkdir(parents=True)
+    big = src / "debs" / "a.deb"
+    big.write_bytes(bytes(range(256)) * 40_000)  # 10 MB: more than one SSH window
+    (src / "SHA256SUMS").write_text("x  debs/a.deb\n")
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "stale").write_text("from before")
+    sshd_host.send_files([(big, "debs/a.deb"), (src / "SHA256SUMS", "SHA256SUMS")],
+                         str(dest), timeout=60)
+    assert (dest / "debs" / "a.deb").read_bytes() == big.read_bytes()
+    assert (dest / "SHA256SUMS").read_text() == "x  debs/a.deb\n"
+    assert not (dest / "stale").exists()  # the folder is the bundle's, nothing else
+    # A folder that cannot be made is an error that says what failed.
+    (tmp_path / "file").write_text("")
+    with pytest.raises(BackendError, match=r"unpacking files in .*file/sub failed"):
+        sshd_host.send_files([(big, "a.deb")], str(tmp_path / "file" / "sub"), timeout=60)

@@ -30,6 +30,7 @@ from tests.support import REPO, Project, make_project
 
 BOX_DIR = Path(os.environ.get("LAB_TEST_BOX_DIR", "/var/cache/mcast-lab/box"))
 BOX_NAME = "mcast-lab/debian-12-test"
+TIMES: dict[str, float] = {}  # seconds, printed beside each other (no timed assertion)
 
 pytestmark = [pytest.mark.vm, pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("vagrant") or not shutil.which("virsh")
@@ -127,6 +128,7 @@ def test_two_vms_up_provisioned_and_host_baseline(vm_lab: Project) -> None:
     up_s = time.monotonic() - start
     assert up.returncode == 0, up.stdout + up.stderr
     print(f"\nlab up (2 VMs, QEMU): {up_s:.1f} s")
+    TIMES["lab up"] = up_s
     # Output that is no terminal still shows how a minute-long boot is doing.
     assert "… vagrant up (libvirt): mcastsrc, k8s (" in up.stderr, up.stderr
     assert sorted(_domains(project.name)) == [f"{project.name}-k8s",
@@ -536,6 +538,176 @@ def test_without_internet_the_kubernetes_tier_fails_clearly(vm_lab: Project) -> 
     finally:
         data["kubernetes"]["provision"] = False
         project.lab_file.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def _on(project: Project, host: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    return project.lab("ssh", host, "--", *argv, timeout=300)
+
+
+def _versions(project: Project, host: str, *packages: str) -> dict[str, str]:
+    out = _on(project, host, "dpkg-query", "-W", "-f", "${Package} ${Version}\\n",
+              *packages).stdout
+    return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+
+
+def test_lab_lock_lists_the_real_versions_and_locked_names_an_edited_one(
+        vm_lab: Project) -> None:
+    """The lock the first `lab up` wrote holds what the VMs really have; `lab up --locked`
+    with one version edited fails naming that package (exit 3), and passes once the lock
+    is what it was."""
+    from lab.backends.vagrant.boxes import box_dir, tree_sha256
+
+    project = vm_lab
+    path = project.dir / "lab.lock"
+    original = path.read_text()
+    lock = yaml.safe_load(original)
+    assert lock["backend"] == "vagrant" and lock["provider"] == "libvirt"
+    folder = box_dir(BOX_NAME, "0", "libvirt")
+    assert folder is not None
+    assert lock["box"] == {"name": BOX_NAME, "version": "0", "provider": "libvirt",
+                           "sha256": tree_sha256(folder)}
+    for host in ("mcastsrc", "k8s"):
+        listed = lock["hosts"][host]
+        real = _versions(project, host)  # every installed package
+        assert listed["packages"] == real and len(real) > 100, host
+        iperf = _on(project, host, "sh", "-c", "iperf --version 2>&1 | head -n 1").stdout
+        assert listed["iperf"] == iperf.strip() and iperf.startswith("iperf version 2")
+    edited = yaml.safe_load(original)
+    real_iperf = edited["hosts"]["mcastsrc"]["packages"]["iperf"]
+    edited["hosts"]["mcastsrc"]["packages"]["iperf"] = "2.1.9-9"
+    path.write_text(yaml.safe_dump(edited, sort_keys=False))
+    try:
+        up = project.lab("up", "--locked", "--provider", "libvirt", timeout=900)
+        assert up.returncode == 3, up.stdout + up.stderr
+        assert (f"the lab that came up is not the locked one: hosts.mcastsrc.packages.iperf: "
+                f"{real_iperf} here, the lock says 2.1.9-9") in up.stderr, up.stderr
+    finally:
+        path.write_text(original)
+    same = project.lab("up", "--locked", "--provider", "libvirt", timeout=900)
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert f"lab {project.name} is exactly what lab.lock lists" in same.stderr
+    assert path.read_text() == original  # a lab that is its lock leaves the file as it was
+
+
+def _lib_on_node(project: Project, body: str, env: dict[str, str]
+                 ) -> subprocess.CompletedProcess[str]:
+    script = (REPO / "provision" / "lib.sh").read_text() + "\n" + body
+    exports = " ".join(f"{k}={v}" for k, v in env.items())
+    return project.lab("ssh", "k8s", "--", "sudo", "-n", "env", *exports.split(), "bash",
+                       "-c", script, timeout=600)
+
+
+def _bundled_versions(bundle: Path) -> dict[str, str]:
+    """package -> version, from the .deb names of the bundle (name_version_arch.deb)."""
+    from urllib.parse import unquote
+
+    found = {}
+    for deb in (bundle / "debs").glob("*.deb"):
+        name, version, _ = deb.name.split("_")
+        found[name] = unquote(version)
+    return found
+
+
+def test_a_bundle_made_here_provisions_the_vms_with_no_way_out(
+        vm_lab: Project, tmp_path: Path) -> None:
+    """A bundle of this machine's Debian packages (iperf, tcpdump, containerd, runc, the
+    CNI plugins, with every dependency) provisions the VMs, whose networks reach nothing
+    but the lab; a copy with one corrupt file is refused by name before anything."""
+    project = vm_lab
+    bundle = tmp_path / "bundle"
+    made = project.lab("bundle", "--out", str(bundle), "--package", "runc", "--package",
+                       "containernetworking-plugins", timeout=1200)
+    assert made.returncode == 0, made.stdout + made.stderr
+    versions = _bundled_versions(bundle)
+    for package in ("iperf", "tcpdump", "containerd", "runc", "containernetworking-plugins"):
+        assert package in versions, package
+    manifest = yaml.safe_load((bundle / "bundle.yaml").read_text())
+    assert manifest["box"]["name"] == BOX_NAME and manifest["release"] == "bookworm"
+
+    # The VMs reach no name server and no mirror: whatever gets installed comes from
+    # the bundle.
+    offline = _on(project, "k8s", "sh", "-c", "getent hosts deb.debian.org; echo rc=$?")
+    assert "rc=2" in offline.stdout, offline.stdout
+
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(bundle, corrupt)
+    (victim,) = sorted((corrupt / "debs").glob("tcpdump_*.deb"))
+    data = bytearray(victim.read_bytes())
+    data[1000] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    marker = "/var/lib/mcast-lab/steps/bundle"
+    before = {h: _on(project, h, "sudo", "cat", marker).stdout for h in ("mcastsrc", "k8s")}
+    refused = project.lab("up", "--bundle", str(corrupt), "--provider", "libvirt",
+                          timeout=900)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert f"files.debs/{victim.name}" in refused.stderr and "is corrupt" in refused.stderr
+    assert "send the bundle" not in refused.stderr  # refused before anything was sent
+    assert {h: _on(project, h, "sudo", "cat", marker).stdout
+            for h in ("mcastsrc", "k8s")} == before
+
+    # What the iperf step installs, taken away on both VMs: it runs again, from the bundle.
+    for host, packages in (("mcastsrc", ["tcpdump"]), ("k8s", ["iperf", "tcpdump"])):
+        gone = _on(project, host, "sudo", "sh", "-c", f"dpkg -r {' '.join(packages)} && "
+                   "rm -f /var/lib/mcast-lab/steps/iperf")
+        assert gone.returncode == 0, gone.stderr
+    start = time.monotonic()
+    up = project.lab("up", "--bundle", str(bundle), "--provider", "libvirt", timeout=1200)
+    print(f"\nlab up --bundle (send, check, index, reinstall): {time.monotonic() - start:.1f} s")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "send the bundle (" in up.stderr
+    for host in ("mcastsrc", "k8s"):
+        assert f"{host}: bundle done" in up.stderr and f"{host}: iperf done" in up.stderr
+        assert _versions(project, host, "iperf", "tcpdump") == {
+            p: versions[p] for p in ("iperf", "tcpdump")}
+    log = (project.dir / ".lab" / project.name / "logs" / "k8s" / "bundle.log").read_text()
+    assert f"bundle for bookworm/amd64: {len(versions)} packages" in log
+
+    # The Kubernetes tier's containerd step and the CNI plugins, from the same bundle.
+    env = {"LAB_BUNDLE": "/var/lib/mcast-lab/bundle",
+           "LAB_PAUSE_IMAGE": "registry.k8s.io/pause:3.10.2"}
+    containerd = _step_on_node(project, "containerd.sh", env, {})
+    assert containerd.returncode == 0, containerd.stdout + containerd.stderr
+    cni = _lib_on_node(project, "lab_apt_update >/dev/null && "
+                       "lab_apt_install containernetworking-plugins >/dev/null", env)
+    assert cni.returncode == 0, cni.stdout + cni.stderr
+    assert _versions(project, "k8s", "containerd", "runc", "containernetworking-plugins") \
+        == {p: versions[p] for p in ("containerd", "runc", "containernetworking-plugins")}
+    active = _on(project, "k8s", "systemctl", "is-active", "containerd")
+    assert active.stdout.strip() == "active", active.stdout + active.stderr
+    assert _on(project, "k8s", "test", "-x", "/usr/lib/cni/macvlan").returncode == 0
+
+
+def test_snapshot_then_reset_undoes_a_change_and_the_lab_passes(vm_lab: Project) -> None:
+    project = vm_lab
+    start = time.monotonic()
+    saved = project.lab("snapshot", "save", timeout=900)
+    TIMES["snapshot save"] = time.monotonic() - start
+    assert saved.returncode == 0, saved.stdout + saved.stderr
+    # An attendee breaks the node: a file where it should not be, the lab NIC down.
+    broke = _on(project, "k8s", "sudo", "sh", "-c",
+                "touch /root/attendee-was-here && ip link set eth1 down")
+    assert broke.returncode == 0, broke.stderr
+    failed = project.lab("run", "host-baseline", timeout=300)
+    assert failed.returncode != 0  # the lab is really broken
+    start = time.monotonic()
+    reset = project.lab("reset", timeout=900)
+    TIMES["reset"] = time.monotonic() - start
+    assert reset.returncode == 0, reset.stdout + reset.stderr
+    assert "reset to snapshot ready in" in reset.stderr
+    print(f"\nsnapshot save {TIMES['snapshot save']:.1f} s; lab reset {TIMES['reset']:.1f} s"
+          f"; the first lab up took {TIMES.get('lab up', float('nan')):.1f} s")
+    assert _on(project, "k8s", "test", "-e", "/root/attendee-was-here").returncode == 1
+    run = project.lab("run", "host-baseline", timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    summary = json.loads(sorted((project.dir / "results").glob("*/summary.json"))[-1]
+                         .read_text())
+    (case,) = summary["scenarios"]
+    assert case["verdict"] == "pass" and case["receivers"][0]["received"] == case["sent"]
+    listed = project.lab("snapshot", "list", timeout=120).stdout
+    assert listed.startswith("ready\t")
+    deleted = project.lab("snapshot", "delete", "ready", timeout=600)
+    assert deleted.returncode == 0, deleted.stdout + deleted.stderr
+    assert "has no snapshot" in project.lab("snapshot", "list", timeout=120).stdout
 
 
 def test_destroy_leaves_no_domain_and_no_network(vm_lab: Project) -> None:

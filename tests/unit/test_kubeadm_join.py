@@ -61,7 +61,7 @@ def test_the_first_node_is_the_control_plane_and_the_others_join_it(tmp_path: Pa
     assert steps["kubeadm-join"].params == ("LAB_ADDRESS", "LAB_NODE_NAME", "LAB_CONTROL_PLANE")
     # Every node installs the same things before it is the control plane or joins.
     node_steps = [s.name for s in steps.values() if "node" in s.roles]
-    assert node_steps == ["lab-nic", "iperf", "sysctl", "k8s-prep", "containerd",
+    assert node_steps == ["bundle", "lab-nic", "iperf", "sysctl", "k8s-prep", "containerd",
                           "kube-packages", "receiver-image"]
     assert "LAB_CONTROL_PLANE" not in b.step_env("k8s")
     assert b.step_env("k8s-3")["LAB_CONTROL_PLANE"] == "192.168.56.11:6443"

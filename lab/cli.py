@@ -221,26 +221,34 @@ def _verified_bundle(c: Context, folder: Path) -> Any:
 @click.option("--package", "packages", multiple=True, help="A package to bundle besides "
               "those the steps install (repeatable).")
 @click.option("--no-box", is_flag=True, help="Leave the Vagrant box out.")
+@click.option("--no-apt", is_flag=True, help="No packages from this machine's apt: only "
+              "those the lab's VMs downloaded.")
 @pass_ctx
 @backend_options
-def bundle_cmd(c: Context, out: Path, packages: tuple[str, ...], no_box: bool) -> None:
+def bundle_cmd(c: Context, out: Path, packages: tuple[str, ...], no_box: bool,
+               no_apt: bool) -> None:
     """Gather once what `lab up` downloads into one folder with checksums, for
     `lab up --bundle` on machines (or VMs) with no internet: the distribution's packages
-    the steps install with every dependency (from this machine's apt, which must run the
-    box's release), and the lab file's box from Vagrant's store here."""
-    from lab.bundle.from_apt import STEP_PACKAGES
-    from lab.bundle.make import make_from_apt
+    the steps install with every dependency (from this machine's apt, when it runs the
+    box's release); from a lab that is up, what its VMs downloaded (apt's packages, the
+    steps' manifests and keys, the node's images); the lab file's box from Vagrant here."""
+    import shutil
 
+    from lab.bundle.from_apt import STEP_PACKAGES
+    from lab.bundle.make import make
+
+    backend = c.backend(c.state())
+    use_apt = not no_apt and shutil.which("apt-get") is not None
     box, folder = None, None
     if not no_box:
-        found = c.backend(c.state()).box_source()
+        found = backend.box_source()
         if found is None:
             c.reporter.warn("the lab file's box is not on this machine (`vagrant box add` "
                             "it first), or its backend boots none: the bundle has no box")
         else:
             box, folder = found
     wanted = list(dict.fromkeys([*STEP_PACKAGES, *packages]))
-    bundle = make_from_apt(out, wanted, box, folder, c.reporter)
+    bundle = make(out, wanted, use_apt, backend.bundle_sources(), box, folder, c.reporter)
     size = sum((out / rel).stat().st_size for rel in bundle.files)
     click.echo(f"{out}: {len(bundle.files)} files, {size / 1e6:.1f} MB, for "
                f"{bundle.release}/{bundle.architecture}; `lab up --bundle {out}`")

@@ -106,7 +106,9 @@ lab_fetched() {  # URL FILE: recorded for lab.lock; with a lock, a changed file 
     set -f  # the lock's URLs are split on spaces, never globbed
     sum=$(sha256sum "$2" | cut -d ' ' -f 1)
     if [[ -n "${LAB_STATE_DIR:-}" ]]; then
-        mkdir -p "$LAB_STATE_DIR"
+        # The copy is what `lab bundle` gathers from a lab that is up.
+        mkdir -p "$LAB_STATE_DIR/downloads.d"
+        cp "$2" "$LAB_STATE_DIR/downloads.d/$sum"
         printf '%s\t%s\n' "$1" "$sum" >> "$LAB_STATE_DIR/downloads"
     fi
     # LAB_LOCKED_FETCH: "URL SHA256 URL SHA256 ..." from lab.lock's downloads (split on

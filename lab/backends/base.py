@@ -178,6 +178,12 @@ class Backend(ABC):
         machine, for a bundle; None when there is none here."""
         return None
 
+    def bundle_sources(self) -> tuple[Mapping[str, Any], list[str], str] | None:
+        """A lab that is up, to gather a bundle from: its hosts (which can hand files
+        back), the names of its nodes, the steps' state folder on them. None: nothing
+        this backend made downloaded anything."""
+        return None
+
     def pin(self, packages: Mapping[str, Mapping[str, str]], downloads: Mapping[str, str],
             box: Mapping[str, str] | None) -> None:
         """`lab up --locked`: install these versions (host -> package -> version), refuse

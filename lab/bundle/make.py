@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import shutil
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from lab.bundle import from_apt
+from lab.bundle import from_apt, from_lab
 from lab.bundle.manifest import BOX, MANIFEST, Bundle
 from lab.errors import UsageError
 from lab.ui import Reporter
+
+# A lab that is up: its hosts, which of them are nodes, the steps' state folder there.
+LabSources = tuple[Mapping[str, from_lab.FileHost], list[str], str]
 
 
 def _fresh(out: Path) -> None:
@@ -38,17 +41,35 @@ def pack_box(folder: Path, out: Path, name: str, version: str, provider: str) ->
     return relative
 
 
-def make_from_apt(out: Path, packages: Sequence[str], box: dict[str, str] | None,
-                  box_folder: Path | None, reporter: Reporter) -> Bundle:
-    codename, arch = from_apt.release()
+def make(out: Path, packages: Sequence[str], use_apt: bool, lab: LabSources | None,
+         box: dict[str, str] | None, box_folder: Path | None, reporter: Reporter) -> Bundle:
+    """Packages from this machine's apt (`use_apt`), what a lab that is up downloaded
+    (`lab`: packages in its apt caches, fetched files, the nodes' images), the box."""
+    if not use_apt and lab is None:
+        raise UsageError("nothing to gather: bring the lab up once with internet (`lab up`),"
+                         " or make the bundle on a Debian or Ubuntu machine of the box's "
+                         "release (its apt)")
+    codename, arch = from_apt.release() if use_apt else ("", "")
     _fresh(out)
     bundle = Bundle(out, codename, arch)
-    with reporter.step(f"packages for {codename}/{arch} with their dependencies: "
-                       f"{', '.join(packages)}") as step:
-        debs = from_apt.download(packages, out)
-        step.progress(f"{len(debs)} packages")
-    for deb in debs:
-        bundle.add(deb.relative_to(out).as_posix())
+    if use_apt:
+        with reporter.step(f"packages for {codename}/{arch} with their dependencies: "
+                           f"{', '.join(packages)}") as step:
+            debs = from_apt.download(packages, out)
+            step.progress(f"{len(debs)} packages")
+        for deb in debs:
+            bundle.add(deb.relative_to(out).as_posix())
+    if lab is not None:
+        hosts, nodes, state_dir = lab
+        with reporter.step(f"from the lab: {', '.join(hosts)} (apt caches, downloads, "
+                           "images)") as step:
+            before = len(bundle.files)
+            from_lab.gather(hosts, nodes, state_dir, bundle, with_debs=True)
+            step.progress(f"{len(bundle.files) - before} files")
+        if use_apt and (bundle.release, bundle.architecture) != (codename, arch):
+            raise UsageError(f"this machine runs {codename}/{arch} and the lab's VMs "
+                             f"{bundle.release}/{bundle.architecture}: its packages are not "
+                             "the VMs'; use --no-apt (packages from the lab only)")
     if box and box_folder:
         with reporter.step(f"box {box['name']} {box['version']} ({box['provider']})"):
             relative = pack_box(box_folder, out, box["name"], box["version"], box["provider"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import shlex
+import shutil
 import tarfile
 import threading
 import time
@@ -159,6 +160,46 @@ class SshHost:
         if status != 0:
             raise BackendError(f"{self.name}: unpacking files in {dest} failed (exit status "
                                f"{status}): {said[-500:]}")
+
+    def receive_files(self, paths: Sequence[str], dest: Path, *, timeout: float) -> list[Path]:
+        """Copy the files at `paths` (absolute, on the host, read as root when `sudo` is
+        set) into the local folder `dest`, by their names: one tar stream over one SSH
+        channel. Returns the local files."""
+        cmd = self._command(["tar", "-c", "-f", "-", "--transform", "s|.*/||",
+                             "--show-transformed-names", *paths])
+        dest.mkdir(parents=True, exist_ok=True)
+        got: list[Path] = []
+        try:
+            self.conn.open()
+            transport = self.conn.client.get_transport()
+            if transport is None:
+                raise SSHException("no transport")
+            channel = transport.open_session(timeout=CONNECT_TIMEOUT_S)
+            channel.settimeout(timeout)
+            channel.exec_command(cmd)
+            with channel.makefile("rb") as stream, \
+                    tarfile.open(fileobj=stream, mode="r|") as tar:
+                for member in tar:
+                    name = Path(member.name).name
+                    if not member.isfile() or not name:
+                        continue
+                    source = tar.extractfile(member)
+                    if source is None:
+                        continue
+                    with (dest / name).open("wb") as out:
+                        shutil.copyfileobj(source, out)
+                    got.append(dest / name)
+            status = channel.recv_exit_status()
+            said = channel.makefile_stderr("rb").read().decode(errors="replace").strip()
+            channel.close()
+        except (OSError, SSHException, EOFError, tarfile.TarError) as exc:
+            self.close()
+            raise BackendError(f"{self.name}: SSH failed fetching {len(paths)} files: "
+                               f"{exc}") from None
+        if status != 0:
+            raise BackendError(f"{self.name}: reading {len(paths)} files failed (exit "
+                               f"status {status}): {said[-500:]}")
+        return got
 
     def start(self, argv: Sequence[str], *, timeout: float) -> SshProcess:
         bounded = ["timeout", "--kill-after=2", f"{timeout:g}", *argv]

@@ -383,3 +383,19 @@ def test_files_are_sent_in_one_stream_and_replace_the_folder(sshd_host: SshHost,
     (tmp_path / "file").write_text("")
     with pytest.raises(BackendError, match=r"unpacking files in .*file/sub failed"):
         sshd_host.send_files([(big, "a.deb")], str(tmp_path / "file" / "sub"), timeout=60)
+
+
+def test_files_come_back_in_one_stream_by_their_names(sshd_host: SshHost,
+                                                      tmp_path: Path) -> None:
+    there = tmp_path / "there"
+    (there / "a").mkdir(parents=True)
+    (there / "b").mkdir()
+    (there / "a" / "one.deb").write_bytes(b"1" * 3_000_000)
+    (there / "b" / "two.tar").write_text("two")
+    got = sshd_host.receive_files([str(there / "a" / "one.deb"), str(there / "b" / "two.tar")],
+                                  tmp_path / "here", timeout=60)
+    assert sorted(p.name for p in got) == ["one.deb", "two.tar"]
+    assert (tmp_path / "here" / "one.deb").read_bytes() == b"1" * 3_000_000
+    assert (tmp_path / "here" / "two.tar").read_text() == "two"
+    with pytest.raises(BackendError, match=r"reading 1 files failed \(exit status 2\)"):
+        sshd_host.receive_files([str(there / "missing")], tmp_path / "here", timeout=60)

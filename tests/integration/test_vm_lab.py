@@ -677,6 +677,45 @@ def test_a_bundle_made_here_provisions_the_vms_with_no_way_out(
     assert _on(project, "k8s", "test", "-x", "/usr/lib/cni/macvlan").returncode == 0
 
 
+def test_a_bundle_gathered_from_the_lab_carries_its_images_and_downloads(
+        vm_lab: Project, tmp_path: Path) -> None:
+    """`lab bundle` from a lab that is up: what the steps fetched (lab_fetch keeps a copy)
+    and the node's images (exported by containerd) come back to this machine, and a node
+    given that bundle imports the image again. Runs after the test above, which left
+    containerd and busybox-static (from that bundle) on the node."""
+    project = vm_lab
+    env = {"LAB_BUNDLE": "/var/lib/mcast-lab/bundle", "LAB_RECEIVER_IMAGE":
+           "mcast-lab/iperf:node", "LAB_STATE_DIR": "/var/lib/mcast-lab"}
+    built = _step_on_node(project, "receiver-image.sh", env, {})
+    assert built.returncode == 0, built.stdout + built.stderr
+    # A download as the steps make them (file:// here: the VMs reach no web server), with
+    # curl from the bundle (the box has none).
+    curl = _lib_on_node(project, "lab_apt_update >/dev/null && lab_apt_install curl "
+                        ">/dev/null", {"LAB_BUNDLE": "/var/lib/mcast-lab/bundle"})
+    assert curl.returncode == 0, curl.stdout + curl.stderr
+    fetched = _lib_on_node(project, "lab_fetch file:///etc/os-release /tmp/os-release",
+                           {"LAB_STATE_DIR": "/var/lib/mcast-lab"})
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    out = tmp_path / "from-lab"
+    made = project.lab("bundle", "--no-apt", "--no-box", "--out", str(out), timeout=1200)
+    assert made.returncode == 0, made.stdout + made.stderr
+    manifest = yaml.safe_load((out / "bundle.yaml").read_text())
+    assert manifest["release"] == "bookworm"
+    (image,) = [f for f in manifest["files"] if f.startswith("images/")]
+    assert image == "images/mcast-lab_iperf_node.tar"
+    copy = manifest["downloads"]["file:///etc/os-release"]
+    real = _on(project, "k8s", "cat", "/etc/os-release").stdout
+    assert (out / copy).read_text() == real
+    # The image back into a node that lost it, from that bundle.
+    _on(project, "k8s", "sudo", "ctr", "-n", "k8s.io", "images", "rm", "mcast-lab/iperf:node")
+    up = project.lab("up", "--bundle", str(out), "--provider", "libvirt", timeout=900)
+    assert up.returncode == 0, up.stdout + up.stderr
+    imported = _lib_on_node(project, "lab_bundle_images && ctr -n k8s.io images ls -q",
+                            {"LAB_BUNDLE": "/var/lib/mcast-lab/bundle"})
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    assert "mcast-lab/iperf:node" in imported.stdout.split()
+
+
 def test_snapshot_then_reset_undoes_a_change_and_the_lab_passes(vm_lab: Project) -> None:
     project = vm_lab
     start = time.monotonic()

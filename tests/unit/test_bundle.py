@@ -180,3 +180,18 @@ def test_vagrant_adds_a_bundles_box_from_its_catalog_offline(tmp_path: Path) -> 
                              text=True, timeout=300, env=env)
     assert refused.returncode != 0
     assert "checksum" in (refused.stdout + refused.stderr).lower()
+
+
+def test_what_a_lab_downloaded_is_read_from_its_listing() -> None:
+    from lab.bundle.from_lab import image_file, listing
+
+    found = listing("deb\t/var/cache/apt/archives/kubelet_1.36.3-1.1_amd64.deb\n"
+                    "fetch\thttps://example.invalid/kube-flannel.yml\t" + "a" * 64 + "\n"
+                    "release\tnoble\narch\tarm64\nimage\tregistry.k8s.io/pause:3.10.2\n")
+    assert found.debs == ["/var/cache/apt/archives/kubelet_1.36.3-1.1_amd64.deb"]
+    assert found.fetched == {"https://example.invalid/kube-flannel.yml": "a" * 64}
+    assert (found.release, found.arch) == ("noble", "arm64")
+    assert found.images == ["registry.k8s.io/pause:3.10.2"]
+    assert image_file("registry.k8s.io/pause:3.10.2") == "registry.k8s.io_pause_3.10.2.tar"
+    assert image_file("ghcr.io/flannel-io/flannel:v0.27.4") == \
+        "ghcr.io_flannel-io_flannel_v0.27.4.tar"

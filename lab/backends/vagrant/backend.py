@@ -152,6 +152,12 @@ class VagrantBackend(Backend):
             return None
         return {"name": box.name, "version": box.version, "provider": self.provider}, folder
 
+    def bundle_sources(self) -> tuple[Mapping[str, Any], list[str], str] | None:
+        if self.record.status != "up":
+            return None
+        return ({h.name: self.host(h.name) for h in self.lab.hosts},
+                [n.name for n in self.lab.nodes], DEFAULT_STATE_DIR)
+
     def pin(self, packages: Mapping[str, Mapping[str, str]], downloads: Mapping[str, str],
             box: Mapping[str, str] | None) -> None:
         self._pins = {host: dict(p) for host, p in packages.items()}

@@ -4,6 +4,7 @@ repeated runs, and the socket buffer sizes a figure depends on."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import statistics
 import subprocess
 import sys
@@ -104,3 +105,13 @@ def buffer_bytes(text: str | None) -> int | None:
         return None
     units = {"K": 1024, "M": 1024 * 1024}
     return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+
+
+def print_and_keep(name: str, rows: dict[str, object], width: int = 42) -> None:
+    """The table printed (figures as median (min-max), ratios with two decimals) and kept
+    in bench/out/<name>.json."""
+    out = REPO / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(rows, indent=2))
+    for k, v in rows.items():
+        print(f"{k:{width}s} {shown(v) if isinstance(v, dict) else f'{v:.2f}'}")

@@ -12,7 +12,6 @@ round; writes bench/out/reset.json). Figures are median (min-max) over the round
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import subprocess
@@ -20,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import REPO, shown, spread
+from bench.common import REPO, print_and_keep, spread
 from bench.vagrant_path import timed, vm_lab_dir
 
 
@@ -65,11 +64,7 @@ def main() -> int:
         if up and reset:
             rows[f"{kind}: reset / up (medians)"] = statistics.median(reset) / \
                 statistics.median(up)
-    out = REPO / "bench" / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "reset.json").write_text(json.dumps(rows, indent=2))
-    for k, v in rows.items():
-        print(f"{k:36s} {shown(v) if isinstance(v, dict) else f'{v:.2f}'}")
+    print_and_keep("reset", rows, 36)
     return 0
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import json
 import os
 import shutil
 import statistics
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.common import REPO, shown, spread
+from bench.common import REPO, print_and_keep, spread
 
 BOX = Path(os.environ.get("LAB_TEST_BOX_DIR", "/var/cache/mcast-lab/box"))
 
@@ -168,11 +167,7 @@ def main() -> int:
     rows["ratio lab up / vagrant up + provision (medians)"] = (
         statistics.median(got["lab up (boot + SSH + provision)"])
         / statistics.median(got["vagrant up + vagrant provision (same scripts)"]))
-    out = REPO / "bench" / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "vagrant_path.json").write_text(json.dumps(rows, indent=2))
-    for k, v in rows.items():
-        print(f"{k:42s} {shown(v) if isinstance(v, dict) else f'{v:.2f}'}")
+    print_and_keep("vagrant_path", rows, 42)
     return 0
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from lab.model.fields import Problems
+from lab.model.fields import Problems, versioned_yaml
 
 MANIFEST = "bundle.yaml"
 BUNDLE_VERSION = 1
@@ -58,18 +58,9 @@ class Bundle:
 def read(folder: Path) -> Bundle:
     path = folder / MANIFEST
     problems = Problems(str(path))
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        problems.add("", f"no {MANIFEST} in {folder}: not a bundle (`lab bundle --out "
-                         f"{folder}` makes one)")
-        problems.raise_if_any()
-    except yaml.YAMLError as exc:
-        problems.add("", f"not YAML: {exc}")
-        problems.raise_if_any()
-    if not isinstance(data, dict) or data.get("bundle") != BUNDLE_VERSION:
-        problems.add("bundle", f"must be {BUNDLE_VERSION} (a bundle this version of lab makes)")
-        problems.raise_if_any()
+    data = versioned_yaml(path, problems, "bundle", BUNDLE_VERSION,
+                          f"no {MANIFEST} in {folder}: not a bundle (`lab bundle --out "
+                          f"{folder}` makes one)", "bundle")
     files = data.get("files") or {}
     for rel in files:
         if Path(rel).is_absolute() or ".." in Path(rel).parts:

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from lab.lockfile.inventory import HostInventory
-from lab.model.fields import Problems
+from lab.model.fields import Problems, versioned_yaml
 
 LOCK_VERSION = 1
 _HEADER = ("# {name}: exactly what `lab up` made lab {lab} of (written by `lab lock` and by\n"
@@ -88,17 +88,8 @@ def _strings(problems: Problems, key: str, value: Any) -> dict[str, str]:
 def read(path: Path) -> Lock:
     """The lock, or a ConfigError naming the file and the key that is wrong."""
     problems = Problems(str(path))
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        problems.add("", "no lock file: `lab lock` (or a `lab up` on VMs) writes it")
-        problems.raise_if_any()
-    except yaml.YAMLError as exc:
-        problems.add("", f"not YAML: {exc}")
-        problems.raise_if_any()
-    if not isinstance(data, dict) or data.get("lock") != LOCK_VERSION:
-        problems.add("lock", f"must be {LOCK_VERSION} (a lock this version of lab writes)")
-        problems.raise_if_any()
+    data = versioned_yaml(path, problems, "lock", LOCK_VERSION, "no lock file: `lab lock` "
+                          "(or a `lab up` on VMs) writes it", "lock")
     box = None
     if data.get("box") is not None:
         b = data["box"]

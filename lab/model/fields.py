@@ -350,3 +350,21 @@ def rate(value: Any) -> int:
     if not 1_000 <= bps <= 10 * 10**9:
         raise ValueError(f"{value} is out of range (1k to 10G bit/s)")
     return int(bps)
+
+
+def versioned_yaml(path: Path, problems: Problems, key: str, version: int, missing: str,
+                   made_by: str) -> dict[str, Any]:
+    """A YAML mapping file this version of lab writes (its `key` says `version`): a
+    missing file, bad YAML or another version is a problem of `path`, raised at once."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        problems.add("", missing)
+        problems.raise_if_any()
+    except yaml.YAMLError as exc:
+        problems.add("", f"not YAML: {exc}")
+        problems.raise_if_any()
+    if not isinstance(data, dict) or data.get(key) != version:
+        problems.add(key, f"must be {version} (a {made_by} this version of lab writes)")
+        problems.raise_if_any()
+    return data

@@ -124,6 +124,18 @@ class SshHost:
             raise CommandFailed(result, what)
         return result
 
+    def _channel(self, cmd: str, timeout: float) -> Any:
+        """A channel of its own running `cmd`, every read and write bounded by `timeout`:
+        for a byte stream (a tar) that fabric's run would hold as text."""
+        self.conn.open()
+        transport = self.conn.client.get_transport()
+        if transport is None:
+            raise SSHException("no transport")
+        channel = transport.open_session(timeout=CONNECT_TIMEOUT_S)
+        channel.settimeout(timeout)
+        channel.exec_command(cmd)
+        return channel
+
     def send_files(self, files: Sequence[tuple[Path, str]], dest: str, *, timeout: float
                    ) -> None:
         """Put `files` (local path, name under dest) into the folder `dest` on the host,
@@ -133,13 +145,7 @@ class SshHost:
         cmd = self._command(["sh", "-c", script, "sh", dest])
         start = time.monotonic()
         try:
-            self.conn.open()
-            transport = self.conn.client.get_transport()
-            if transport is None:
-                raise SSHException("no transport")
-            channel = transport.open_session(timeout=CONNECT_TIMEOUT_S)
-            channel.settimeout(timeout)
-            channel.exec_command(cmd)
+            channel = self._channel(cmd, timeout)
             with channel.makefile("wb") as stream, \
                     tarfile.open(fileobj=stream, mode="w|") as tar:
                 for path, name in files:
@@ -170,13 +176,7 @@ class SshHost:
         dest.mkdir(parents=True, exist_ok=True)
         got: list[Path] = []
         try:
-            self.conn.open()
-            transport = self.conn.client.get_transport()
-            if transport is None:
-                raise SSHException("no transport")
-            channel = transport.open_session(timeout=CONNECT_TIMEOUT_S)
-            channel.settimeout(timeout)
-            channel.exec_command(cmd)
+            channel = self._channel(cmd, timeout)
             with channel.makefile("rb") as stream, \
                     tarfile.open(fileobj=stream, mode="r|") as tar:
                 for member in tar:

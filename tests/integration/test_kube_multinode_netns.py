@@ -17,20 +17,18 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from lab.backends.base import Pod
 from lab.backends.netns import cni
 from lab.backends.netns.backend import NetnsBackend
 from lab.backends.vagrant.backend import VagrantBackend
 from lab.backends.vagrant.record import VagrantRecord
-from lab.command import Result
-from lab.host import PodSpec, Process
+from lab.host import PodSpec
 from lab.kube.manifests import HOSTNAME_LABEL, NETWORKS_ANNOTATION, nad_manifest, receiver_argv
 from lab.model.labfile import load_lab
 from lab.model.scenario import resolve_scenarios
@@ -38,6 +36,7 @@ from lab.run.artifacts import RunArtifacts
 from lab.run.runner import run_case
 from lab.state import State
 from lab.ui import Reporter
+from tests.integration.test_kube_receivers_netns import KubectlOnNamespaces
 from tests.support import REPO
 
 pytestmark = pytest.mark.netns
@@ -45,23 +44,16 @@ pytestmark = pytest.mark.netns
 NODES = ("k8s", "k8s-2", "k8s-3")
 
 
-class KubectlOnNodes:
-    """FAKE Kubernetes API and Multus: kubectl commands carried out on a netns lab."""
+class KubectlOnNodes(KubectlOnNamespaces):
+    """FAKE Kubernetes API and Multus: kubectl commands carried out on a netns lab, each
+    pod on the node its nodeSelector names, its attachment made from the lab's NAD."""
 
     def __init__(self, lab: NetnsBackend, nad: dict[str, Any]) -> None:
-        self.name = "k8s"
-        self.lab = lab
+        super().__init__("k8s", lab)
         self.nad = json.loads(nad["spec"]["config"])
         self.nad["name"] = nad["metadata"]["name"]  # as Multus adds it
-        self.commands: list[tuple[str, ...]] = []
-        self.manifests: list[dict[str, Any]] = []
-        self.pods: dict[str, Pod] = {}
         self.attached: dict[str, tuple[str, dict[str, Any]]] = {}  # pod: node, config
         self.addresses: dict[str, str] = {}  # pod: the address its attachment got
-
-    def _pod(self, argv: Sequence[str]) -> tuple[Pod, list[str]]:
-        cut = list(argv).index("--")
-        return self.pods[argv[cut - 1]], list(argv[cut + 1:])
 
     def _attach(self, name: str, node: str, selection: str) -> None:
         """What Multus does for a pod whose annotation names the NAD with "ips"."""
@@ -74,44 +66,25 @@ class KubectlOnNodes:
         self.attached[name] = (node, config)
         self.addresses[name] = result["ips"][0]["address"]
 
+    def _apply(self, docs: list[dict[str, Any]]) -> None:
+        for d in docs:
+            name = d["metadata"]["name"]
+            node = d["spec"]["nodeSelector"][HOSTNAME_LABEL]
+            (pod,) = self.lab.create_pods([PodSpec(name, False, "-", tuple(receiver_argv(d)),
+                                                   d["spec"]["activeDeadlineSeconds"],
+                                                   node=node)])
+            self.pods[name] = pod
+            selection = d["metadata"]["annotations"].get(NETWORKS_ANNOTATION)
+            if selection:
+                self._attach(name, node, selection)
+
     def _delete(self) -> None:
         for name, (node, config) in self.attached.items():
             cni.delete(config, node_netns=self.lab.host_netns(node),
                        pod_netns=self.lab.pod_netns(name), ifname=self.lab.lab.attachment.ifname,
                        container_id=f"{name}-att")
         self.attached.clear()
-        self.lab.delete_pods(list(self.pods.values()))
-        self.pods.clear()
-
-    def run(self, argv: Sequence[str], *, timeout: float, check: bool = True,
-            input: str | None = None, what: str = "") -> Result:
-        argv = tuple(argv)
-        assert argv[0] == "kubectl", argv
-        self.commands.append(argv)
-        if "apply" in argv:
-            docs = list(yaml.safe_load_all(input or ""))
-            self.manifests.extend(docs)
-            for d in docs:
-                name = d["metadata"]["name"]
-                node = d["spec"]["nodeSelector"][HOSTNAME_LABEL]
-                (pod,) = self.lab.create_pods([PodSpec(name, False, "-", tuple(receiver_argv(d)),
-                                                       d["spec"]["activeDeadlineSeconds"],
-                                                       node=node)])
-                self.pods[name] = pod
-                selection = d["metadata"]["annotations"].get(NETWORKS_ANNOTATION)
-                if selection:
-                    self._attach(name, node, selection)
-        elif "exec" in argv:
-            pod, command = self._pod(argv)
-            return pod.host.run(command, timeout=timeout, check=check, what=what)
-        elif "delete" in argv:
-            self._delete()
-        return Result(argv, 0, "", "", 0.0, timeout)
-
-    def start(self, argv: Sequence[str], *, timeout: float) -> Process:
-        self.commands.append(tuple(argv))
-        pod, command = self._pod(argv)
-        return pod.host.start(command, timeout=timeout)
+        super()._delete()
 
 
 @pytest.fixture

@@ -64,19 +64,24 @@ class KubectlOnNamespaces:
         if "apply" in argv:
             docs = list(yaml.safe_load_all(input or ""))
             self.manifests.extend(docs)
-            specs = [PodSpec(d["metadata"]["name"],
-                             NETWORKS_ANNOTATION in d["metadata"]["annotations"], "-",
-                             tuple(receiver_argv(d)), d["spec"]["activeDeadlineSeconds"])
-                     for d in docs]
-            for pod in self.lab.create_pods(specs):
-                self.pods[pod.name] = pod
+            self._apply(docs)
         elif "exec" in argv:
             pod, command = self._pod(argv)
             return pod.host.run(command, timeout=timeout, check=check, what=what)
         elif "delete" in argv:
-            self.lab.delete_pods(list(self.pods.values()))
-            self.pods.clear()
+            self._delete()
         return Result(argv, 0, "", "", 0.0, timeout)
+
+    def _apply(self, docs: list[dict[str, Any]]) -> None:
+        specs = [PodSpec(d["metadata"]["name"], NETWORKS_ANNOTATION in d["metadata"]["annotations"],
+                         "-", tuple(receiver_argv(d)), d["spec"]["activeDeadlineSeconds"])
+                 for d in docs]
+        for pod in self.lab.create_pods(specs):
+            self.pods[pod.name] = pod
+
+    def _delete(self) -> None:
+        self.lab.delete_pods(list(self.pods.values()))
+        self.pods.clear()
 
     def start(self, argv: Sequence[str], *, timeout: float) -> Process:
         self.commands.append(tuple(argv))

@@ -51,3 +51,40 @@ def test_reset_returns_a_changed_lab_to_the_lab_file_and_it_passes(tmp_path: Pat
     finally:
         project.lab("destroy", timeout=120)
     assert project.namespaces() == []
+
+
+def test_lab_lock_on_netns_lists_this_machines_tools_and_locked_names_a_change(
+        tmp_path: Path) -> None:
+    """On a machine the lab does not own, the lock lists the packages the lab runs (iperf,
+    tcpdump, iproute2, the CNI plugins), with dpkg's versions; `--locked` compares."""
+    import yaml
+
+    project = make_project(tmp_path / "p")
+    try:
+        project.lab("up", check_codes=(0,))
+        assert not (project.dir / "lab.lock").exists()  # no VMs: `lab up` writes none
+        written = project.lab("lock", check_codes=(0,))
+        path = project.dir / "lab.lock"
+        assert written.stdout.strip() == str(path)
+        lock = yaml.safe_load(path.read_text())
+        here = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${Version}\\n", "iperf",
+                               "tcpdump", "iproute2", "containernetworking-plugins"],
+                              capture_output=True, text=True, timeout=30).stdout
+        versions = dict(line.split(" ", 1) for line in here.splitlines())
+        assert set(lock["hosts"]) == {"mcastsrc", "k8s"} and "box" not in lock
+        for host in lock["hosts"].values():
+            assert host["packages"] == versions
+            assert host["iperf"].startswith("iperf version 2")
+            assert host["cni_plugins"] == \
+                f"containernetworking-plugins {versions['containernetworking-plugins']}"
+        same = project.lab("up", "--locked", check_codes=(0,))
+        assert f"lab {project.name} is exactly what lab.lock lists" in same.stderr
+        lock["hosts"]["k8s"]["packages"]["tcpdump"] = "0.0-0"
+        path.write_text(yaml.safe_dump(lock, sort_keys=False))
+        changed = project.lab("up", "--locked")
+        assert changed.returncode == 3, changed.stdout + changed.stderr
+        assert (f"hosts.k8s.packages.tcpdump: {versions['tcpdump']} here, the lock says "
+                "0.0-0") in changed.stderr
+    finally:
+        project.lab("destroy", timeout=120)
+    assert project.namespaces() == []

@@ -146,11 +146,17 @@ class SshHost:
         start = time.monotonic()
         try:
             channel = self._channel(cmd, timeout)
-            with channel.makefile("wb") as stream, \
-                    tarfile.open(fileobj=stream, mode="w|") as tar:
-                for path, name in files:
-                    tar.add(str(path), arcname=name, recursive=False)
-            channel.shutdown_write()
+            try:
+                with channel.makefile("wb") as stream, \
+                        tarfile.open(fileobj=stream, mode="w|") as tar:
+                    for path, name in files:
+                        tar.add(str(path), arcname=name, recursive=False)
+                channel.shutdown_write()
+            except OSError:
+                # The command there ended before taking everything (it failed): what it
+                # said is the error, not the closed socket.
+                if not channel.status_event.wait(CONNECT_TIMEOUT_S):
+                    raise
             left = max(1.0, timeout - (time.monotonic() - start))
             if not channel.status_event.wait(left):
                 channel.close()

@@ -199,7 +199,8 @@ def test_real_lab_nic_step_finds_the_nic_by_address(sshd_host: SshHost, tmp_path
 
 def test_shipped_steps_load() -> None:
     names = [s.name for s in load_steps()]
-    assert names[:3] == ["lab-nic", "iperf", "sysctl"]
+    # The bundle first: every later step may install from it.
+    assert names[:4] == ["bundle", "lab-nic", "iperf", "sysctl"]
     assert all((PROVISION_DIR / s.script.name).is_file() for s in load_steps())
 
 

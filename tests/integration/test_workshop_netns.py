@@ -15,10 +15,10 @@ from tests.support import make_project
 pytestmark = pytest.mark.netns
 
 
-def _links(netns: str) -> list[str]:
-    out = subprocess.run(["ip", "-n", netns, "-j", "link", "show"], capture_output=True,
-                         text=True, check=True, timeout=15).stdout
-    return [link["ifname"] for link in json.loads(out)]
+def _addresses(netns: str) -> list[str]:
+    out = subprocess.run(["ip", "-n", netns, "-j", "addr", "show", "dev", "lo"],
+                         capture_output=True, text=True, check=True, timeout=15).stdout
+    return [a["local"] for link in json.loads(out) for a in link["addr_info"]]
 
 
 def test_reset_returns_a_changed_lab_to_the_lab_file_and_it_passes(tmp_path: Path) -> None:
@@ -31,17 +31,18 @@ def test_reset_returns_a_changed_lab_to_the_lab_file_and_it_passes(tmp_path: Pat
         assert "snapshot ready of lab" in saved.stderr
         listed = project.lab("snapshot", "list", check_codes=(0,)).stdout
         assert listed.startswith("ready\t")
-        # An attendee's change: a link of their own in the node's namespace.
+        # An attendee's change: an address of their own in the node's namespace (TEST-NET,
+        # on its loopback: nothing leaves the namespace).
         node = f"{project.name}-k8s"
-        subprocess.run(["ip", "-n", node, "link", "add", "broken0", "type", "dummy"],
+        subprocess.run(["ip", "-n", node, "addr", "add", "192.0.2.99/32", "dev", "lo"],
                        check=True, timeout=15)
-        assert "broken0" in _links(node)
+        assert "192.0.2.99" in _addresses(node)
         unknown = project.lab("reset", "other")
         assert unknown.returncode == 3 and "has no snapshot 'other'; it has: ready" in \
             unknown.stderr
         reset = project.lab("reset", check_codes=(0,))
         assert "reset to snapshot ready in" in reset.stderr
-        assert "broken0" not in _links(node)
+        assert "192.0.2.99" not in _addresses(node)
         run = project.lab("run", "host-baseline", timeout=120)
         assert run.returncode == 0, run.stdout + run.stderr
         # The snapshot outlives the reset, and goes when deleted.

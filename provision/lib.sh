@@ -200,6 +200,9 @@ lab_bundle_images() {  # the bundle's container images into the node's container
     [[ -n "${LAB_BUNDLE:-}" ]] || return 0
     for image in "$LAB_BUNDLE"/images/*.tar; do
         [[ -e "$image" ]] || continue
-        ctr -n k8s.io images import "$image" || lab_fail 1 "containerd could not import $image from the bundle"
+        # The node's platform only: containerd 1.6/1.7 otherwise also wants the other
+        # platforms an exported index lists, which an export of one platform lacks.
+        ctr -n k8s.io images import --platform "linux/$(dpkg --print-architecture)" "$image" ||
+            lab_fail 1 "containerd could not import $image from the bundle"
     done
 }

@@ -151,8 +151,8 @@ def test_two_vms_up_provisioned_and_host_baseline(vm_lab: Project) -> None:
     assert status["state"] == "up"
     assert [h["state"] for h in status["hosts"]] == ["running", "running"]
     details = {h["name"]: h["detail"] for h in status["hosts"]}
-    assert "provisioned 3/3 steps" in details["mcastsrc"], status
-    assert "provisioned 4/4 steps" in details["k8s"], status
+    assert "provisioned 4/4 steps" in details["mcastsrc"], status  # bundle: none given
+    assert "provisioned 5/5 steps" in details["k8s"], status
     # The self-check ran for real on what exists here; Kubernetes says it is absent.
     assert re.search(r"self-check: 5/5 passed", up.stderr), up.stderr
     checks = {c["name"]: c for c in status["selfcheck"]}

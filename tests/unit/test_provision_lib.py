@@ -165,3 +165,22 @@ def test_the_receiver_image_is_this_hosts_iperf_and_runs_on_its_own(tmp_path: Pa
     arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,
                           check=True).stdout.strip()
     assert (config["architecture"], config["os"]) == (arch, "linux")
+
+
+def test_the_iperf_step_installs_what_is_missing_and_ends_well(tmp_path: Path) -> None:
+    """iperf 2 exits 1 after printing its version (2.1.8 does): the step must not take
+    that for a failure once it installed iperf. FAKE apt-get "installs" by making the
+    fake iperf and tcpdump answer."""
+    installed = tmp_path / "installed"
+    apt = f'echo "apt-get $*" >> {tmp_path}/calls; case "$*" in *install*) touch {installed};; ' \
+          'esac; exit 0'
+    iperf = (f'[ -e {installed} ] || exit 127\necho "iperf version 2.1.8 (12 August 2022) '
+             'pthreads"; exit 1')
+    tcpdump = f'[ -e {installed} ] || exit 127\necho "tcpdump version 4.99.3"'
+    step = (REPO / "provision" / "iperf.sh").read_text()
+    r = bash(step, tmp_path, fakes={"apt-get": apt, "iperf": iperf, "tcpdump": tcpdump})
+    assert r.returncode == 0, r.stderr
+    # tcpdump is a file on PATH (command -v finds it): only iperf is missing.
+    assert (tmp_path / "calls").read_text().splitlines()[-1].endswith(" install iperf")
+    assert r.stdout.splitlines()[-2:] == ["iperf version 2.1.8 (12 August 2022) pthreads",
+                                          "tcpdump version 4.99.3"]

@@ -702,18 +702,20 @@ def test_a_bundle_gathered_from_the_lab_carries_its_images_and_downloads(
     manifest = yaml.safe_load((out / "bundle.yaml").read_text())
     assert manifest["release"] == "bookworm"
     (image,) = [f for f in manifest["files"] if f.startswith("images/")]
-    assert image == "images/mcast-lab_iperf_node.tar"
+    assert image == "images/docker.io_mcast-lab_iperf_node.tar"  # as containerd names it
     copy = manifest["downloads"]["file:///etc/os-release"]
     real = _on(project, "k8s", "cat", "/etc/os-release").stdout
     assert (out / copy).read_text() == real
     # The image back into a node that lost it, from that bundle.
-    _on(project, "k8s", "sudo", "ctr", "-n", "k8s.io", "images", "rm", "mcast-lab/iperf:node")
+    gone = _on(project, "k8s", "sudo", "ctr", "-n", "k8s.io", "images", "rm",
+               "docker.io/mcast-lab/iperf:node")
+    assert gone.returncode == 0, gone.stderr
     up = project.lab("up", "--bundle", str(out), "--provider", "libvirt", timeout=900)
     assert up.returncode == 0, up.stdout + up.stderr
     imported = _lib_on_node(project, "lab_bundle_images && ctr -n k8s.io images ls -q",
                             {"LAB_BUNDLE": "/var/lib/mcast-lab/bundle"})
     assert imported.returncode == 0, imported.stdout + imported.stderr
-    assert "mcast-lab/iperf:node" in imported.stdout.split()
+    assert "docker.io/mcast-lab/iperf:node" in imported.stdout.split()
 
 
 def test_snapshot_then_reset_undoes_a_change_and_the_lab_passes(vm_lab: Project) -> None:

@@ -142,3 +142,11 @@ def test_a_pod_beyond_its_nodes_share_has_no_address() -> None:
     with pytest.raises(ValueError, match=r"k8s-2 holds 50 attached pods \(192.168.56.150-"
                                          r"192.168.56.199\); pod 51 has no address"):
         MULTI.pod_address("k8s-2", 50)
+
+
+def test_the_shipped_rbac_validates_against_the_pinned_kubernetes() -> None:
+    docs = list(yaml.safe_load_all((REPO / "deploy" / "rbac.yaml").read_text()))
+    assert [d["metadata"]["name"] for d in docs] == ["mcast-lab-namespaced",
+                                                     "mcast-lab-cluster"]
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)

@@ -178,8 +178,14 @@ def up(c: Context, locked: bool, bundle_dir: Path | None) -> None:
             backend.pin({h: inv.packages for h, inv in pinned.hosts.items()},
                         pinned.downloads, vars(pinned.box) if pinned.box else None)
         backend.up()
-        if pinned is not None or backend.writes_lock:
+        if pinned is not None:
             _lock(c, backend, path, pinned)
+        elif backend.writes_lock:
+            try:
+                _lock(c, backend, path)
+            except LabError as exc:  # the lab is up; the lock is a record of it
+                c.reporter.warn(f"lab {c.lab.name} is up, but {path.name} was not written: "
+                                f"{str(exc).splitlines()[0]} (`lab lock` tries again)")
     c.reporter.info(f"lab {c.lab.name} is up; next: `lab run` (scenarios in "
                     f"{c.lab.project_dir / 'scenarios'}) or `lab destroy`")
 

@@ -206,3 +206,10 @@ lab_bundle_images() {  # the bundle's container images into the node's container
             lab_fail 1 "containerd could not import $image from the bundle"
     done
 }
+
+lab_ca_hash() {  # CERT: sha256:HEX of its public key, as kubeadm's discovery hash says it
+    local hex
+    hex=$(set -o pipefail; openssl x509 -pubkey -noout -in "$1" 2>/dev/null |
+        openssl pkey -pubin -outform der 2>/dev/null | sha256sum | cut -d ' ' -f 1) || return 1
+    echo "sha256:$hex"
+}

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from lab.bundle.manifest import DEBS, FILES, IMAGES, Bundle
 from lab.command import Result
+from lab.errors import UsageError
 
 LIST_TIMEOUT_S = 120.0
 EXPORT_TIMEOUT_S = 1800.0
@@ -88,8 +89,13 @@ def gather(hosts: Mapping[str, FileHost], nodes: Sequence[str], state_dir: str,
         found = listing(host.run(["sh", "-c", _LIST, "sh", state_dir, export_dir],
                                  timeout=LIST_TIMEOUT_S,
                                  what=f"list what {name} downloaded").stdout)
-        bundle.release = bundle.release or found.release
-        bundle.architecture = bundle.architecture or found.arch
+        if bundle.release and (found.release, found.arch) != (bundle.release,
+                                                              bundle.architecture):
+            raise UsageError(f"{name} runs {found.release}/{found.arch} and the bundle's "
+                             f"packages are for {bundle.release}/{bundle.architecture}: a "
+                             "bundle serves one release (use --no-apt when this machine's "
+                             "apt is another release than the VMs')")
+        bundle.release, bundle.architecture = found.release, found.arch
         if with_debs and found.debs:
             for local in host.receive_files(found.debs, bundle.folder / DEBS,
                                             timeout=FETCH_TIMEOUT_S):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import tarfile
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -17,14 +18,22 @@ from lab.ui import Reporter
 LabSources = tuple[Mapping[str, from_lab.FileHost], list[str], str]
 
 
-def _fresh(out: Path) -> None:
+def _check_out(out: Path) -> None:
     """A new bundle goes into an empty folder, or over an earlier bundle; never over
     anything else."""
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
         raise UsageError(f"{out} is not empty and holds no bundle: give an empty folder")
+
+
+def _replace(made: Path, out: Path) -> None:
+    """The finished bundle takes the place of an earlier one at `out` (which a failed
+    `lab bundle` leaves as it was)."""
+    old = out.with_name(out.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
     if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+        out.rename(old)
+    made.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def box_file_name(name: str, version: str, provider: str) -> str:
@@ -50,7 +59,23 @@ def make(out: Path, packages: Sequence[str], use_apt: bool, lab: LabSources | No
                          " or make the bundle on a Debian or Ubuntu machine of the box's "
                          "release (its apt)")
     codename, arch = from_apt.release() if use_apt else ("", "")
-    _fresh(out)
+    _check_out(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    final, out = out, Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        bundle = _gather(out, packages, use_apt, lab, box, box_folder, reporter, codename,
+                         arch)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    _replace(out, final)
+    bundle.folder = final
+    return bundle
+
+
+def _gather(out: Path, packages: Sequence[str], use_apt: bool, lab: LabSources | None,
+            box: dict[str, str] | None, box_folder: Path | None, reporter: Reporter,
+            codename: str, arch: str) -> Bundle:
     bundle = Bundle(out, codename, arch)
     if use_apt:
         with reporter.step(f"packages for {codename}/{arch} with their dependencies: "
@@ -66,10 +91,6 @@ def make(out: Path, packages: Sequence[str], use_apt: bool, lab: LabSources | No
             before = len(bundle.files)
             from_lab.gather(hosts, nodes, state_dir, bundle, with_debs=True)
             step.progress(f"{len(bundle.files) - before} files")
-        if use_apt and (bundle.release, bundle.architecture) != (codename, arch):
-            raise UsageError(f"this machine runs {codename}/{arch} and the lab's VMs "
-                             f"{bundle.release}/{bundle.architecture}: its packages are not "
-                             "the VMs'; use --no-apt (packages from the lab only)")
     if box and box_folder:
         with reporter.step(f"box {box['name']} {box['version']} ({box['provider']})"):
             relative = pack_box(box_folder, out, box["name"], box["version"], box["provider"])

@@ -49,8 +49,8 @@ class Bundle:
                                 "architecture": self.architecture, "box": self.box or None,
                                 "downloads": dict(sorted(self.downloads.items())),
                                 "files": dict(sorted(self.files.items()))}
-        path.write_text("# An offline bundle of mcast-lab: `lab up --bundle "
-                        f"{self.folder}` provisions from it. Every file with its sha256.\n"
+        path.write_text("# An offline bundle of mcast-lab: `lab up --bundle FOLDER` "
+                        "provisions from it. Every file with its sha256.\n"
                         + yaml.safe_dump(data, sort_keys=False, width=100))
         return path
 
@@ -61,15 +61,31 @@ def read(folder: Path) -> Bundle:
     data = versioned_yaml(path, problems, "bundle", BUNDLE_VERSION,
                           f"no {MANIFEST} in {folder}: not a bundle (`lab bundle --out "
                           f"{folder}` makes one)", "bundle")
-    files = data.get("files") or {}
+    files = _mapping(problems, "files", data.get("files"))
+    downloads = _mapping(problems, "downloads", data.get("downloads"))
+    box = _mapping(problems, "box", data.get("box"))
     for rel in files:
         if Path(rel).is_absolute() or ".." in Path(rel).parts:
             problems.add(f"files.{rel}", "must be a path inside the bundle")
+    if box and (set(box) != {"name", "version", "provider", "sha256", "file"}
+                and set(box) != {"name", "version", "provider", "file"}):
+        problems.add("box", "must have name, version, provider and file")
+    elif box and box["file"] not in files:
+        problems.add("box.file", f"{box['file']} is not among the bundle's files")
     problems.raise_if_any()
     return Bundle(folder, str(data.get("release", "")), str(data.get("architecture", "")),
-                  {str(k): str(v) for k, v in files.items()},
-                  {str(k): str(v) for k, v in (data.get("downloads") or {}).items()},
-                  {str(k): str(v) for k, v in (data.get("box") or {}).items()})
+                  files, downloads, box)
+
+
+def _mapping(problems: Problems, key: str, value: Any) -> dict[str, str]:
+    """A mapping of strings to strings (None: empty), or a problem of `key`."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str | int)
+                                              for k, v in value.items()):
+        problems.add(key, "must be a mapping of names to values")
+        return {}
+    return {k: str(v) for k, v in value.items()}
 
 
 def verify(bundle: Bundle) -> None:

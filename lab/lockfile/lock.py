@@ -99,7 +99,11 @@ def read(path: Path) -> Lock:
             box = Box(**{k: str(v) for k, v in b.items()})
     hosts: dict[str, HostInventory] = {}
     downloads = _strings(problems, "downloads", data.get("downloads"))
-    for name, h in (data.get("hosts") or {}).items():
+    hosts_data = data.get("hosts") or {}
+    if not isinstance(hosts_data, dict):
+        problems.add("hosts", "must be a mapping of host names")
+        hosts_data = {}
+    for name, h in hosts_data.items():
         if not isinstance(h, dict):
             problems.add(f"hosts.{name}", "must be a mapping")
             continue

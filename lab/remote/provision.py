@@ -155,7 +155,8 @@ class Provisioner:
     def __init__(self, steps: list[Step], log_dir: Path, reporter: Reporter,
                  state_dir: str = DEFAULT_STATE_DIR,
                  on_step: Callable[[StepOutcome], None] | None = None,
-                 late_env: Mapping[str, Callable[[], dict[str, str]]] | None = None) -> None:
+                 late_env: Mapping[str, Callable[[], dict[str, str]]] | None = None,
+                 between_rounds: Callable[[], dict[str, str]] | None = None) -> None:
         self.steps = steps
         self.on_step = on_step  # called (under a lock) after each step, done or skipped
         # Per step name: parameters made only when that step must run (never for a step
@@ -163,6 +164,10 @@ class Provisioner:
         self.late_env = dict(late_env or {})
         self._late: dict[str, dict[str, str]] = {}
         self._late_lock = threading.Lock()
+        # Parameters of the second round that only exist once the first is done (the
+        # cluster's CA hash): made once, on this thread, and part of the digests that
+        # declare them.
+        self.between_rounds = between_rounds
         self.log_dir = log_dir
         self.reporter = reporter
         self.state_dir = state_dir
@@ -176,9 +181,11 @@ class Provisioner:
         a second round, after the first succeeded on every host. Interrupted (Ctrl-C,
         SIGTERM), it ends the steps running on the hosts and returns within seconds."""
         first = self._round(hosts, waiting=False)
-        if not any(s.waits_for for s in self.steps):
+        if not any(s.waits_for for s in self.steps) or self._stop.is_set():
             return first
-        return first + self._round(hosts, waiting=True)
+        more = self.between_rounds() if self.between_rounds else {}
+        return first + self._round([(h, r, {**env, **more}) for h, r, env in hosts],
+                                   waiting=True)
 
     def _round(self, hosts: list[tuple[Host, Roles, dict[str, str]]], waiting: bool
                ) -> list[StepOutcome]:

@@ -119,7 +119,9 @@ class SshHost:
                             time.monotonic() - start, timeout, timed_out=True, where=self.name)
         except (OSError, SSHException, EOFError) as exc:
             self.close()
-            raise BackendError(f"{self.name}: SSH failed running {cmd!r}: {exc}") from None
+            # Not the command line: a step's carries its parameters (a join token).
+            raise BackendError(f"{self.name}: SSH failed running {what or argv[0]}: "
+                               f"{exc}") from None
         if check and not result.ok:
             raise CommandFailed(result, what)
         return result

@@ -336,10 +336,12 @@ def test_a_step_waiting_for_a_role_runs_after_it_with_its_late_parameters(
     init, join = tmp_path / "init.sh", tmp_path / "join.sh"
     # The init is slow on purpose: a join that did not wait would write first.
     init.write_text('sleep 1; echo init >> "$OUT"\n')
-    join.write_text('grep -qx init "$OUT" || exit 9; echo "join $LAB_TOKEN" >> "$OUT"\n')
+    join.write_text('grep -qx init "$OUT" || exit 9; echo "join $LAB_TOKEN $LAB_CA" >> "$OUT"\n')
     steps = [Step("init", init, ("control-plane",), 30, 30),
-             Step("join", join, ("worker",), 30, 30, waits_for="control-plane")]
+             Step("join", join, ("worker",), 30, 30, params=("LAB_CA",),
+                  waits_for="control-plane")]
     made: list[str] = []
+    ca = ["ca1"]
 
     def token() -> dict[str, str]:
         made.append(f"t{len(made)}")
@@ -349,18 +351,24 @@ def test_a_step_waiting_for_a_role_runs_after_it_with_its_late_parameters(
     try:
         def engine() -> Provisioner:
             return Provisioner(steps, tmp_path / "logs", Reporter(quiet=True),
-                               str(tmp_path / "state"), late_env={"join": token})
+                               str(tmp_path / "state"), late_env={"join": token},
+                               between_rounds=lambda: {"LAB_CA": ca[0]})
 
         hosts = [(sshd_host, ("node", "control-plane"), {"OUT": str(out)}),
                  (worker, ("node", "worker"), {"OUT": str(out)})]
         first = engine().provision(hosts)
         assert [(o.host, o.step, o.action) for o in first] == [
             ("sshtest", "init", "ran"), ("worker", "join", "ran")]
-        assert out.read_text() == "init\njoin t0\n" and made == ["t0"]
+        assert out.read_text() == "init\njoin t0 ca1\n" and made == ["t0"]
         assert engine().total_for(("node", "worker")) == 1
         again = engine().provision(hosts)
         assert [o.action for o in again] == ["skipped", "skipped"]
         assert made == ["t0"]  # no token made for a join that is done
+        # What only exists after the first round (a new cluster's CA) reruns the join.
+        ca[0] = "ca2"
+        anew = engine().provision(hosts)
+        assert [o.action for o in anew] == ["skipped", "ran"]
+        assert out.read_text().splitlines()[-1] == "join t1 ca2"
     finally:
         worker.close()
 

@@ -57,8 +57,10 @@ def test_the_first_node_is_the_control_plane_and_the_others_join_it(tmp_path: Pa
     assert steps["kubeadm-join"].roles == ("worker",)
     assert {s.name for s in steps.values() if "control-plane" in s.roles} == \
         {"kubeadm-init", "flannel", "multus"}
-    # The token is never a parameter: a fresh one each time must not rerun a done join.
-    assert steps["kubeadm-join"].params == ("LAB_ADDRESS", "LAB_NODE_NAME", "LAB_CONTROL_PLANE")
+    # The token is never a parameter (a fresh one each time must not rerun a done join);
+    # the cluster's CA hash is (a cluster made anew rejoins its workers).
+    assert steps["kubeadm-join"].params == ("LAB_ADDRESS", "LAB_NODE_NAME", "LAB_CONTROL_PLANE",
+                                            "LAB_JOIN_CA_HASH")
     # Every node installs the same things before it is the control plane or joins.
     node_steps = [s.name for s in steps.values() if "node" in s.roles]
     assert node_steps == ["bundle", "lab-nic", "iperf", "sysctl", "k8s-prep", "containerd",
@@ -67,15 +69,34 @@ def test_the_first_node_is_the_control_plane_and_the_others_join_it(tmp_path: Pa
     assert b.step_env("k8s-3")["LAB_CONTROL_PLANE"] == "192.168.56.11:6443"
 
 
+# The join writes the cluster's CA ($CLUSTER_CA, a real certificate) where kubeadm does.
 KUBEADM = """echo "kubeadm $*" >> "$CALLS"
 case "$1" in
   join) [ -n "$JOIN_FAILS" ] && { echo "$JOIN_FAILS" >&2; exit 1; }
         mkdir -p "$LAB_KUBE_DIR/pki"
-        touch "$LAB_KUBE_DIR/kubelet.conf" "$LAB_KUBE_DIR/pki/ca.crt" ;;
+        touch "$LAB_KUBE_DIR/kubelet.conf"; cp "$CLUSTER_CA" "$LAB_KUBE_DIR/pki/ca.crt" ;;
   reset) rm -rf "$LAB_KUBE_DIR"/* ;;
 esac"""
+
+
+def _cert(path: Path) -> Path:
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                    "/CN=kubernetes", "-keyout", str(path.with_suffix(".key")), "-out",
+                    str(path)], check=True, capture_output=True, timeout=60)
+    return path
+
+
+def _ca_hash(cert: Path) -> str:
+    """kubeadm's discovery hash, the way its docs compute it."""
+    from lab.backends.vagrant.backend import CA_HASH_SCRIPT
+
+    out = subprocess.run(["sh", "-c", CA_HASH_SCRIPT, "sh", str(cert)], capture_output=True,
+                         text=True, check=True, timeout=30).stdout
+    return "sha256:" + out.split()[0]
 KUBECTL = """echo "kubectl $*" >> "$CALLS"
-[ -f "$LAB_KUBE_DIR/kubelet.conf" ] && [ -z "$NEVER_READY" ] && printf True"""
+[ -n "$NEVER_READY" ] && { [ "$NEVER_READY" = 1 ] || echo "$NEVER_READY" >&2; exit 1; }
+[ -f "$LAB_KUBE_DIR/kubelet.conf" ] && printf True"""
 
 
 def join(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
@@ -89,13 +110,17 @@ def join(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], 
     (cni / "00-multus.conf").write_text("{}")
     calls = tmp_path / "calls"
     calls.touch()
+    ca = tmp_path / "cluster-ca.crt"
+    if not ca.exists():
+        _cert(ca)
     script = (REPO / "provision" / "lib.sh").read_text() + "\n" + \
         (REPO / "provision" / "kubeadm-join.sh").read_text()
     full = {"PATH": f"{bin_dir}:/usr/bin:/bin", "CALLS": str(calls),
             "LAB_ADDRESS": "192.168.56.21", "LAB_NODE_NAME": "k8s-2",
             "LAB_CONTROL_PLANE": "192.168.56.11:6443", "LAB_NIC": "eth1",
-            "LAB_CONTROL_PLANE_NIC": "eth1", "LAB_JOIN_TOKEN": TOKEN,
-            "LAB_JOIN_CA_HASH": HASH, "LAB_KUBE_DIR": str(kube), "LAB_CNI_CONF_DIR": str(cni),
+            "LAB_CONTROL_PLANE_NIC": "eth1", "LAB_JOIN_TOKEN": TOKEN, "CLUSTER_CA": str(ca),
+            "LAB_JOIN_CA_HASH": _ca_hash(ca), "LAB_KUBE_DIR": str(kube),
+            "LAB_CNI_CONF_DIR": str(cni),
             "LAB_KUBELET_DEFAULTS": str(tmp_path / "kubelet"), "JOIN_FAILS": "",
             "NEVER_READY": "", **env}
     r = subprocess.run(["bash", "-s"], input=script, capture_output=True, text=True,
@@ -110,14 +135,31 @@ def _joins(calls: list[str]) -> list[str]:
 def test_a_worker_joins_with_the_token_and_waits_until_it_is_ready(tmp_path: Path) -> None:
     r, calls = join(tmp_path)
     assert r.returncode == 0, r.stderr
+    ca_hash = _ca_hash(tmp_path / "cluster-ca.crt")
+    assert ca_hash.startswith("sha256:") and len(ca_hash) == 7 + 64
     assert _joins(calls) == [f"kubeadm join 192.168.56.11:6443 --token {TOKEN} "
-                             f"--discovery-token-ca-cert-hash {HASH} --node-name k8s-2"]
+                             f"--discovery-token-ca-cert-hash {ca_hash} --node-name k8s-2"]
     assert (tmp_path / "kubelet").read_text() == "KUBELET_EXTRA_ARGS=--node-ip=192.168.56.21\n"
     assert "k8s-2 is Ready and Multus wrote" in r.stdout
-    # Run again: a Ready node is not joined twice.
+    # Run again: a worker of this cluster is not joined twice, nor reset while its API
+    # is slow to answer (it waits, and says the API does not answer: retried).
     again, calls = join(tmp_path)
     assert again.returncode == 0 and len(_joins(calls)) == 1
-    assert "k8s-2 is a Ready node already" in again.stdout
+    assert "k8s-2 joined this cluster already" in again.stdout
+    slow, calls = join(tmp_path, NEVER_READY="connection refused", LAB_NODE_WAIT_S="1",
+                       LAB_POLL_S="0.2")
+    assert len(_joins(calls)) == 1 and slow.returncode == 75, slow.stderr
+    assert "cause: the API server does not answer k8s-2" in slow.stderr
+
+
+def test_a_worker_of_a_cluster_made_anew_is_reset_and_joins_again(tmp_path: Path) -> None:
+    r, _ = join(tmp_path)
+    assert r.returncode == 0, r.stderr
+    # The control plane was made anew: another CA, whose hash the join step now gets.
+    _cert(tmp_path / "cluster-ca.crt")
+    again, calls = join(tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert [c.split()[1] for c in _joins(calls)] == ["join", "reset", "join"]
 
 
 def test_a_half_done_join_is_reset_before_joining_again(tmp_path: Path) -> None:

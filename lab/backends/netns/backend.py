@@ -216,10 +216,13 @@ class NetnsBackend(Backend):
         lab is the lab file's again. The snapshots outlive it."""
         self._known_snapshot(name)
         kept = dict(self.record.snapshots)
-        self.destroy()
-        self.up()
-        self.record.snapshots = kept
-        self.state.save()
+        try:
+            self.destroy()
+            self.up()
+        finally:
+            # Kept whatever happened: a failed up leaves a lab to `lab reset` again.
+            self.record.snapshots = kept
+            self.state.save()
 
     def _delete_netns(self, netns: str, stopped: bool = False) -> None:
         if not netns_exists(netns):

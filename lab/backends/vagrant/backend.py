@@ -76,12 +76,19 @@ def bundle_box_catalog(bundle: Bundle) -> dict[str, Any]:
         "checksum_type": "sha256", "checksum": bundle.files[box["file"]]}]}]}
 
 
+# The CA's public key hash as kubeadm's --discovery-token-ca-cert-hash takes it (its docs'
+# own command). Also in lib.sh for the workers (lab_ca_hash).
+CA_HASH_SCRIPT = ('openssl x509 -pubkey -noout -in "$1" | openssl pkey -pubin -outform der '
+                  '| sha256sum')
+
+
 def kubeadm_join_args(printed: str) -> tuple[str, str]:
     """(token, CA hash) from what `kubeadm token create --print-join-command` printed."""
     found = _JOIN.search(printed)
     if found is None:
+        shown = re.sub(r"--token\s+\S+", "--token <hidden>", printed.strip())[:300]
         raise BackendError("kubeadm token create --print-join-command printed no token and "
-                           f"CA hash in the form kubeadm join takes: {printed.strip()[:300]!r}")
+                           f"CA hash in the form kubeadm join takes: {shown!r}")
     return found.group(1), found.group(2)
 
 # What `vagrant status` says of a machine (VirtualBox, libvirt), as the lab says it.
@@ -142,8 +149,9 @@ class VagrantBackend(Backend):
         folder = boxes.box_dir(box.name, box.version, self.provider)
         if folder is None:
             return None
+        cache = names.lab_dir(self.lab.project_dir, self.lab.name) / "box-sha256.json"
         return {"name": box.name, "version": box.version, "provider": self.provider,
-                "sha256": boxes.tree_sha256(folder)}
+                "sha256": boxes.cached_tree_sha256(folder, cache)}
 
     def box_source(self) -> tuple[dict[str, str], Path] | None:
         box = self.lab.vagrant.boxes[self.provider]
@@ -234,8 +242,8 @@ class VagrantBackend(Backend):
 
     def up(self) -> None:
         self.preflight()
+        self._add_bundle_box()  # first: an attendee's box comes from the bundle
         self._check_box_pin()
-        self._add_bundle_box()
         r = self.record
         r.provider, r.status, r.created = self.provider, "creating", time.time()
         r.selfcheck = []  # the last `up`'s no longer says anything about this one
@@ -277,8 +285,10 @@ class VagrantBackend(Backend):
         control_plane = hosts[self.lab.node.name]
         provisioner = Provisioner(steps, names.logs_dir(self.lab.project_dir, self.lab.name),
                                   self.reporter, on_step=self._record_step,
-                                  late_env={"kubeadm-join": lambda: self._join_env(
-                                      control_plane)})
+                                  late_env={"kubeadm-join": lambda: self._join_token(
+                                      control_plane)},
+                                  between_rounds=lambda: self._cluster_identity(
+                                      control_plane))
         r.provisioning = {h.name: Progress(provisioner.total_for(self.roles(h.name)))
                           for h in self.lab.hosts}
         self.state.save()
@@ -378,15 +388,24 @@ class VagrantBackend(Backend):
             return (h.role,)
         return (h.role, "control-plane" if h.name == self.lab.node.name else "worker")
 
-    def _join_env(self, control_plane: SshHost) -> dict[str, str]:
-        """What a worker's kubeadm-join step needs from the control plane: a token of its
-        own (30 minutes), the CA's hash, and the control plane's lab NIC."""
+    def _cluster_identity(self, control_plane: SshHost) -> dict[str, str]:
+        """After the first round, for the workers' join: the cluster CA's public key hash
+        (no secret; a join step's parameter, so a cluster made anew rejoins its workers)
+        and the control plane's lab NIC. Nothing without workers or without Kubernetes."""
+        if len(self.lab.nodes) < 2 or not self.lab.kubernetes.provision:
+            return {}
+        ca = control_plane.run(["sh", "-c", CA_HASH_SCRIPT, "sh", "/etc/kubernetes/pki/ca.crt"],
+                               timeout=60, what=f"read the cluster CA on {control_plane.name}")
+        return {"LAB_JOIN_CA_HASH": f"sha256:{ca.stdout.split()[0]}",
+                "LAB_CONTROL_PLANE_NIC": self._lab_nic_of(control_plane)}
+
+    def _join_token(self, control_plane: SshHost) -> dict[str, str]:
+        """A worker's token (30 minutes), made only when a join step must run."""
         printed = control_plane.run(
             ["kubeadm", "token", "create", f"--ttl={JOIN_TOKEN_TTL}", "--print-join-command"],
             timeout=60, what=f"make a join token on {control_plane.name}").stdout
-        token, ca_hash = kubeadm_join_args(printed)
-        return {"LAB_JOIN_TOKEN": token, "LAB_JOIN_CA_HASH": ca_hash,
-                "LAB_CONTROL_PLANE_NIC": self._lab_nic_of(control_plane)}
+        token, _ = kubeadm_join_args(printed)
+        return {"LAB_JOIN_TOKEN": token}
 
     def step_env(self, host_name: str) -> dict[str, str]:
         h = self.lab.host(host_name)
@@ -598,8 +617,18 @@ class VagrantBackend(Backend):
             host.close()
         self._hosts.clear()
         r = self.record
-        r.status = "creating"  # until the VMs answer again
+        r.status = "creating"  # until the VMs answer again: `lab run` refuses a half reset
         self.state.save()
+        try:
+            self._restore(name)
+        except BackendError as exc:
+            raise BackendError(f"lab reset {name} did not finish: {exc}\n  `lab reset {name}` "
+                               "again, or `lab up` to provision what is there") from None
+        r.status = "up"
+        self.state.save()
+
+    def _restore(self, name: str) -> None:
+        r = self.record
         with self.reporter.step(f"vagrant snapshot restore {name}"):
             self._cli().snapshot_restore(name, SNAPSHOT_TIMEOUT_S)
         back = VagrantRecord.from_json({**r.to_json(), **r.snapshot_records.get(name, {})})
@@ -619,8 +648,6 @@ class VagrantBackend(Backend):
             if failed:
                 raise BackendError(f"after reset to {name}: self-check {failed[0].name} "
                                    f"failed: {failed[0].message}")
-        r.status = "up"
-        self.state.save()
 
     def _delete_run(self, kubectl: Kubectl, label: str) -> None:
         kubepods.delete(kubectl, label)

@@ -4,6 +4,7 @@ that identifies it in lab.lock (Vagrant keeps no checksum once a box is added)."
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -23,6 +24,24 @@ def box_dir(name: str, version: str, provider: str, home: Path | None = None) ->
         return direct
     nested = sorted(p for p in base.glob(f"*/{provider}") if p.is_dir())
     return nested[0] if nested else None
+
+
+def cached_tree_sha256(folder: Path, cache: Path) -> str:
+    """`tree_sha256`, kept in `cache` (JSON) under the files' names, sizes and times:
+    a box of a gigabyte is read once, not at every `lab up`."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    key = json.dumps([str(folder)] + [[p.name, p.stat().st_size, p.stat().st_mtime_ns]
+                                      for p in files])
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if known.get("key") == key:
+        return str(known["sha256"])
+    digest = tree_sha256(folder)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"key": key, "sha256": digest}))
+    return digest
 
 
 def tree_sha256(folder: Path) -> str:

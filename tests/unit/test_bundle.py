@@ -165,8 +165,10 @@ def test_vagrant_adds_a_bundles_box_from_its_catalog_offline(tmp_path: Path) -> 
     catalog.write_text(json.dumps(bundle_box_catalog(bundle)))
     home = tmp_path / "vagrant-home"
     env = {**os.environ, "VAGRANT_HOME": str(home), "VAGRANT_CHECKPOINT_DISABLE": "1"}
+    # In a folder of its own: Vagrant keeps local data beside where it runs (and the
+    # repository's .vagrant may belong to another user).
     added = subprocess.run(["vagrant", "box", "add", str(catalog)], capture_output=True,
-                           text=True, timeout=300, env=env)
+                           text=True, timeout=300, env=env, cwd=tmp_path)
     assert added.returncode == 0, added.stdout + added.stderr
     found = box_dir("mcast-lab/bundle-test", "1.2.3", "libvirt", home)
     assert found is not None and (found / "box.img").read_bytes() == b"\0" * 4096
@@ -177,7 +179,7 @@ def test_vagrant_adds_a_bundles_box_from_its_catalog_offline(tmp_path: Path) -> 
     bad["versions"][0]["providers"][0]["checksum"] = "0" * 64
     catalog.write_text(json.dumps(bad))
     refused = subprocess.run(["vagrant", "box", "add", str(catalog)], capture_output=True,
-                             text=True, timeout=300, env=env)
+                             text=True, timeout=300, env=env, cwd=tmp_path)
     assert refused.returncode != 0
     assert "checksum" in (refused.stdout + refused.stderr).lower()
 

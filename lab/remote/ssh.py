@@ -164,16 +164,12 @@ class SshHost:
                 channel.close()
                 raise BackendError(f"{self.name}: unpacking {len(files)} files in {dest} "
                                    f"did not end within {timeout:g} s")
-            status = channel.recv_exit_status()
-            said = channel.makefile_stderr("rb").read().decode(errors="replace").strip()
-            channel.close()
+            status, said = _ended(channel)
         except (OSError, SSHException, EOFError) as exc:
             self.close()
             raise BackendError(f"{self.name}: SSH failed sending {len(files)} files to "
                                f"{dest}: {exc}") from None
-        if status != 0:
-            raise BackendError(f"{self.name}: unpacking files in {dest} failed (exit status "
-                               f"{status}): {said[-500:]}")
+        self._succeeded(status, said, f"unpacking files in {dest}")
 
     def receive_files(self, paths: Sequence[str], dest: Path, *, timeout: float) -> list[Path]:
         """Copy the files at `paths` (absolute, on the host, read as root when `sudo` is
@@ -197,17 +193,18 @@ class SshHost:
                     with (dest / name).open("wb") as out:
                         shutil.copyfileobj(source, out)
                     got.append(dest / name)
-            status = channel.recv_exit_status()
-            said = channel.makefile_stderr("rb").read().decode(errors="replace").strip()
-            channel.close()
+            status, said = _ended(channel)
         except (OSError, SSHException, EOFError, tarfile.TarError) as exc:
             self.close()
             raise BackendError(f"{self.name}: SSH failed fetching {len(paths)} files: "
                                f"{exc}") from None
-        if status != 0:
-            raise BackendError(f"{self.name}: reading {len(paths)} files failed (exit "
-                               f"status {status}): {said[-500:]}")
+        self._succeeded(status, said, f"reading {len(paths)} files")
         return got
+
+    def _succeeded(self, status: int, said: str, what: str) -> None:
+        if status != 0:
+            raise BackendError(f"{self.name}: {what} failed (exit status {status}): "
+                               f"{said[-500:]}")
 
     def start(self, argv: Sequence[str], *, timeout: float) -> SshProcess:
         bounded = ["timeout", "--kill-after=2", f"{timeout:g}", *argv]
@@ -217,6 +214,14 @@ class SshHost:
         cmd = self._command(["sh", "-c", inner])
         promise = self.conn.run(cmd, hide=True, warn=True, asynchronous=True, in_stream=False)
         return SshProcess(self, tuple(argv), promise, timeout)
+
+
+def _ended(channel: Any) -> tuple[int, str]:
+    """A channel's exit status and what its command said on stderr; the channel closed."""
+    status = channel.recv_exit_status()
+    said = channel.makefile_stderr("rb").read().decode(errors="replace").strip()
+    channel.close()
+    return status, said
 
 
 class SshProcess:

@@ -112,6 +112,7 @@ class FakeKubeAPI:
         self.requests: list[tuple[str, str, int]] = []  # method, path, status
         self.refused: list[str] = []  # what RBAC refused, as the API words it
         self._server: ThreadingHTTPServer | None = None
+        self.stopped = threading.Event()  # ends the watches still streaming
         for node in nodes:
             self.put("nodes", "", node)
 
@@ -195,11 +196,12 @@ class FakeKubeAPI:
         return f"https://127.0.0.1:{self._server.server_address[1]}"
 
     def stop(self) -> None:
+        self.stopped.set()
+        with self.store.changed:
+            self.store.changed.notify_all()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
-        with self.store.changed:
-            self.store.changed.notify_all()
 
     def kubeconfig(self, path: Path, context: str = "fake") -> Path:
         path.write_text(json.dumps({
@@ -475,7 +477,7 @@ class _Handler(BaseHTTPRequestHandler):
                         "resourceVersion": str(since),
                         "annotations": {"k8s.io/initial-events-end": "true"}}}})
         try:
-            while time.monotonic() < deadline and api._server is not None:
+            while time.monotonic() < deadline and not api.stopped.is_set():
                 with api.store.changed:
                     fresh = [e for e in api.store.events if e[0] > since]
                     if not fresh:

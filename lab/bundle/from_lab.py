@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from lab import fetched
 from lab.bundle.manifest import DEBS, FILES, IMAGES, Bundle
 from lab.command import Result
 from lab.errors import UsageError
@@ -25,7 +26,7 @@ APT_CACHE = "/var/cache/apt/archives"
 _LIST = r"""
 state=$1; export=$2
 for f in /var/cache/apt/archives/*.deb; do [ -e "$f" ] && printf 'deb\t%s\n' "$f"; done
-if [ -f "$state/downloads" ]; then sed 's/^/fetch\t/' "$state/downloads"; fi
+""" + fetched.LIST_SHELL + r"""
 . /etc/os-release; printf 'release\t%s\n' "${VERSION_CODENAME:-}"
 printf 'arch\t%s\n' "$(dpkg --print-architecture 2>/dev/null)"
 if command -v ctr >/dev/null; then
@@ -62,9 +63,8 @@ def listing(text: str) -> Found:
         kind, _, rest = line.partition("\t")
         if kind == "deb":
             found.debs.append(rest)
-        elif kind == "fetch" and "\t" in rest:
-            url, digest = rest.split("\t", 1)
-            found.fetched[url] = digest
+        elif kind == fetched.KIND and (download := fetched.parse(rest)):
+            found.fetched[download[0]] = download[1]
         elif kind == "image" and rest:
             found.images.append(rest)
         elif kind == "release":
@@ -103,7 +103,7 @@ def gather(hosts: Mapping[str, FileHost], nodes: Sequence[str], state_dir: str,
         wanted = {url: digest for url, digest in found.fetched.items()
                   if digest not in seen_files}
         if wanted:
-            copies = [f"{state_dir}/downloads.d/{d}" for d in sorted(set(wanted.values()))]
+            copies = [fetched.copy_path(state_dir, d) for d in sorted(set(wanted.values()))]
             for local in host.receive_files(copies, bundle.folder / FILES,
                                             timeout=FETCH_TIMEOUT_S):
                 bundle.add(f"{FILES}/{local.name}")

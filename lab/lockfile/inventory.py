@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from lab import fetched
 from lab.host import Host
 
 INVENTORY_TIMEOUT_S = 120.0
@@ -28,9 +29,7 @@ if command -v ctr >/dev/null; then
     ctr -n k8s.io images ls 2>/dev/null |
         awk 'NR > 1 && $1 !~ /^sha256:/ { print "image\t" $1 "\t" $3 }'
 fi
-if [ -f "$state/downloads" ]; then
-    sed 's/^/fetch\t/' "$state/downloads"
-fi
+""" + fetched.LIST_SHELL + """
 true
 """
 
@@ -55,8 +54,8 @@ def parse(text: str) -> HostInventory:
             inv.iperf = rest.strip()
         elif kind == "image" and len(parts) == 2:
             inv.images[parts[0]] = parts[1]
-        elif kind == "fetch" and len(parts) == 2:
-            inv.downloads[parts[0]] = parts[1]
+        elif kind == fetched.KIND and (download := fetched.parse(rest)):
+            inv.downloads[download[0]] = download[1]
     for package in CNI_PACKAGES:
         if package in inv.packages:
             inv.cni_plugins = f"{package} {inv.packages[package]}"

@@ -3,6 +3,8 @@ difference it names, and the shell side of `--locked` (lib.sh by real bash)."""
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -123,3 +125,28 @@ def test_a_download_is_recorded_and_refused_when_the_lock_knows_another(tmp_path
                    f'{"0" * 64}"; lab_fetch {url} {tmp_path}/m', tmp_path, fakes={"curl": curl})
     assert changed.returncode == 1
     assert f"cause: {url} changed since lab.lock was written: sha256 {digest}" in changed.stderr
+
+
+def test_the_download_record_lab_fetch_writes_is_what_the_lock_and_bundle_read(
+        tmp_path: Path) -> None:
+    """lib.sh's lab_fetch writes the record; lab/fetched.py's shell lines list it; the
+    inventory and the bundle's listing both read those lines the same way."""
+    from lab import fetched
+    from lab.bundle.from_lab import listing
+    source = tmp_path / "flannel.yml"
+    source.write_text("kind: DaemonSet\n")
+    state = tmp_path / "state"
+    wrote = bash(f'LAB_STATE_DIR={state}; mkdir -p "$LAB_STATE_DIR"\n'
+                 f'lab_fetch https://example.invalid/kube-flannel.yml {tmp_path}/got '
+                 f'< /dev/null\n', tmp_path,
+                 fakes={"curl": f'for a; do case "$prev" in -o) cp {source} "$a";; esac; '
+                                'prev=$a; done'})
+    listed = subprocess.run(["sh", "-c", f"state={state}\n{fetched.LIST_SHELL}"],
+                            capture_output=True, text=True, timeout=30, check=True).stdout
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert wrote.returncode == 0, wrote.stderr
+    assert inventory.parse(listed).downloads == {
+        "https://example.invalid/kube-flannel.yml": digest}
+    assert listing(listed).fetched == {"https://example.invalid/kube-flannel.yml": digest}
+    assert (state / "downloads.d" / digest).read_bytes() == source.read_bytes()
+    assert fetched.copy_path(str(state), digest) == str(state / "downloads.d" / digest)

@@ -145,13 +145,12 @@ class VagrantBackend(Backend):
                                "\n".join(f"  - {c.message} Fix: {c.fix}" for c in failed))
 
     def box_identity(self) -> dict[str, str] | None:
-        box = self.lab.vagrant.boxes[self.provider]
-        folder = boxes.box_dir(box.name, box.version, self.provider)
-        if folder is None:
+        found = self.box_source()
+        if found is None:
             return None
+        identity, folder = found
         cache = names.lab_dir(self.lab.project_dir, self.lab.name) / "box-sha256.json"
-        return {"name": box.name, "version": box.version, "provider": self.provider,
-                "sha256": boxes.cached_tree_sha256(folder, cache)}
+        return {**identity, "sha256": boxes.cached_tree_sha256(folder, cache)}
 
     def box_source(self) -> tuple[dict[str, str], Path] | None:
         box = self.lab.vagrant.boxes[self.provider]

@@ -102,6 +102,16 @@ def kube_run_label(lab: str, case: str) -> str:
     return f"{lab}.{case.replace('@', '-at-')}"[:63].rstrip("-_.")
 
 
+def kube_command_pod(lab: str, host: str, token: str) -> str:
+    """A pod that runs one command for a lab host on a cluster (the sender's iperf)."""
+    return f"{lab}-{host}-{token}"
+
+
+def kube_namespace(lab: str, token: str) -> str:
+    """The lab's own namespace on a cluster: a suffix, so two runs never share one."""
+    return f"{lab}-{token}"[:63]
+
+
 def captures_dir(project_dir: Path, lab: str) -> Path:
     """Where `lab capture` keeps what it captured by hand."""
     return lab_dir(project_dir, lab) / "captures"

@@ -43,6 +43,8 @@ BACKENDS = (
     Entry("vagrant", "lab.backends.vagrant",
           "hosts as Vagrant VMs (VirtualBox or libvirt), Kubernetes on the node",
           (PROVIDER,)),
+    Entry("cluster", "lab.backends.cluster",
+          "scenarios on a Kubernetes cluster of yours, reached by kubeconfig and context"),
 )
 NAMES = tuple(e.name for e in BACKENDS)
 # lab.yaml's default: the first backend that can run here (see `choose`).

@@ -65,6 +65,11 @@ KINDS = {k.name: k for k in (
 )}
 
 
+class ExecDropped(Exception):
+    """Raised by a Kubelet's exec: the connection is cut, with no final Status (a node or a
+    proxy that dropped it)."""
+
+
 class Kubelet(Protocol):
     """What runs the pods: told of each pod, asked to exec in it and for its log."""
 
@@ -292,6 +297,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._route("POST")
 
     def do_DELETE(self) -> None:  # noqa: N802
+        # DeleteOptions (propagationPolicy) in the body: read, so the connection stays in
+        # step for the next request; the fake deletes at once whatever they say.
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
         self._route("DELETE")
 
     def do_PATCH(self) -> None:  # noqa: N802
@@ -365,6 +375,12 @@ class _Handler(BaseHTTPRequestHandler):
             verb = "create" if method == "POST" else "get"
         resource = kind.name + (f"/{sub}" if sub else "")
         api = self.server_api
+        if sub == "exec" and method == "GET" and not api.allowed("create", group, resource,
+                                                                 namespace):
+            # A WebSocket exec is a GET, authorized as get and, on servers that check
+            # the upgrade as well (AuthorizePodWebsocketUpgradeCreatePermission), as
+            # create: this fake asks for both, as the shipped Role grants both.
+            verb = "create"
         if not api.allowed(verb, group, resource, namespace):
             where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
             said = (f'{resource} "{name}" is forbidden: ' if name else f"{resource} is "
@@ -488,7 +504,8 @@ class _Handler(BaseHTTPRequestHandler):
                     if k == kind.name and wanted(obj):
                         self._chunk({"type": event, "object": obj})
             self.wfile.write(b"0\r\n\r\n")
-        except (BrokenPipeError, ConnectionResetError):
+        except (OSError, ssl.SSLError):  # the client went away (kubectl was stopped)
+            self.close_connection = True
             return
 
     def _chunk(self, event: dict[str, Any]) -> None:
@@ -555,6 +572,11 @@ class _Handler(BaseHTTPRequestHandler):
 
         try:
             status = api.kubelet.exec(pod, query.get("container", ""), argv, stdin, out)
+        except ExecDropped:
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            ws.closed = True
+            return
         except Exception as exc:  # the pod is gone, the command cannot start
             ws.send(b"\x03" + json.dumps(_status(500, "InternalError", str(exc))).encode())
             ws.close()

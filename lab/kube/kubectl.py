@@ -18,15 +18,25 @@ APPLY_TIMEOUT_S = 60.0
 
 
 class Kubectl:
+    """kubectl with `kubeconfig`; `context` and `binary` for a cluster of the user's (the
+    context always named, never the kubeconfig's current one)."""
+
     def __init__(self, host: Host, kubeconfig: str = NODE_ADMIN_KUBECONFIG,
-                 namespace: str | None = None) -> None:
+                 namespace: str | None = None, context: str | None = None,
+                 binary: str = "kubectl") -> None:
         self.host = host
         self.kubeconfig = kubeconfig
         self.namespace = namespace
+        self.context = context
+        self.binary = binary
 
     def argv(self, *args: str) -> list[str]:
         ns = [f"--namespace={self.namespace}"] if self.namespace else []
-        return ["kubectl", f"--kubeconfig={self.kubeconfig}", *ns, *args]
+        context = [f"--context={self.context}"] if self.context else []
+        return [self.binary, f"--kubeconfig={self.kubeconfig}", *context, *ns, *args]
+
+    def in_namespace(self, namespace: str | None) -> Kubectl:
+        return Kubectl(self.host, self.kubeconfig, namespace, self.context, self.binary)
 
     def run(self, *args: str, timeout: float, check: bool = True, input: str | None = None,
             what: str = "") -> Result:
@@ -36,6 +46,14 @@ class Kubectl:
     def apply(self, docs: list[dict[str, Any]], *, what: str,
               timeout: float = APPLY_TIMEOUT_S) -> Result:
         return self.run("apply", "-f", "-", input=dump_all(docs), timeout=timeout, what=what)
+
+    def create(self, docs: list[dict[str, Any]], *, what: str,
+               timeout: float = APPLY_TIMEOUT_S) -> Result:
+        """Objects made from manifests: sent as JSON (kubectl's typed clients would send
+        protobuf), none replaced (a name taken is an error, not someone else's object
+        overwritten)."""
+        return self.run("create", "--validate=false", "-f", "-", input=dump_all(docs),
+                        timeout=timeout, what=what)
 
     def exec_argv(self, pod: str, argv: Sequence[str], stdin: bool = False) -> list[str]:
         return self.argv("exec", *(["-i"] if stdin else []), pod, "--", *argv)

@@ -130,6 +130,32 @@ class SwitchSettings:
         return self.igmp_snooping and self.igmp_querier
 
 
+@dataclass(frozen=True)
+class ClusterSettings:
+    """A Kubernetes cluster of the user's (lab.yaml `cluster:`, the cluster backend): how
+    to reach it and where in it the lab may go. The lab's node hosts stand for cluster
+    nodes (`nodes` maps a lab name to the node's name); the source host is a sender pod
+    with the attachment, at the source's address, on `sender_node`."""
+
+    kubeconfig: Path
+    context: str  # always named: the current context is never used silently
+    nodes: dict[str, str] = field(hash=False)  # lab node host -> the cluster's node name
+    nic: str  # the nodes' NIC on the lab network: the NAD's macvlan master
+    image: str  # the receiver and sender image: iperf 2 (the same on both ends), sh, cat
+    # "own": a namespace made for the lab (random suffix), deleted by destroy; any other
+    # value: that existing namespace, shared: destroy deletes what carries the lab's label.
+    namespace: str = "own"
+    sender_node: str = ""  # the lab node host the sender pod runs on; "" the first node
+    # Host-placed receivers (the seed's host-baseline) run as hostNetwork pods, which the
+    # restricted and baseline Pod Security profiles refuse: only when this is true, and
+    # the lab's own namespace then enforces `privileged`.
+    host_network: bool = False
+    kubectl: str = ""  # the kubectl to run; "" the one on PATH, else the pinned wheel's
+
+    def node_name(self, host: str) -> str:
+        return self.nodes.get(host, host)
+
+
 # The pod network of a node when the lab has several: a /24 each, as flannel hands out.
 NODE_POD_PREFIX = 24
 
@@ -149,6 +175,7 @@ class Lab:
     # Declared in lab.yaml (`switch:`), or None: two hosts are then wired back to back,
     # more share a switch that floods (no snooping).
     switch: SwitchSettings | None = None
+    cluster: ClusterSettings | None = None  # lab.yaml `cluster:` (the cluster backend)
 
     @property
     def project_dir(self) -> Path:

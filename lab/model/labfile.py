@@ -12,6 +12,7 @@ from lab.model.lab import (
     NODE_POD_PREFIX,
     Attachment,
     Box,
+    ClusterSettings,
     DirectBoot,
     HostSpec,
     KubernetesSettings,
@@ -21,6 +22,8 @@ from lab.model.lab import (
     VagrantSettings,
 )
 
+# What stands for `kubernetes:` in a cluster lab that has none (the cluster is the user's).
+NO_KUBERNETES = KubernetesSettings("", "", "", "", "", "node", provision=False)
 MACVLAN_MODES = ("bridge", "private", "vepa", "passthru")
 ARCHITECTURES = ("amd64", "arm64")  # what a box pin may name (hostos.Platform.arch)
 
@@ -60,9 +63,15 @@ def load_lab(path: Path) -> Lab:
                      f"{pod_subnet} overlaps network.subnet {subnet}: pod and lab traffic "
                      "would be indistinguishable")
 
-    vagrant = _vagrant(top.section("vagrant"))
-    kubernetes = _kubernetes(top.section("kubernetes"))
+    # A cluster of the user's boots no VM and installs nothing: those sections may go.
+    on_cluster = backend == "cluster"
+    vagrant = _vagrant(top.section("vagrant")) if top.has("vagrant") or not on_cluster \
+        else VagrantSettings("virtualbox", {})
+    kubernetes = _kubernetes(top.section("kubernetes")) \
+        if top.has("kubernetes") or not on_cluster else NO_KUBERNETES
     switch = _switch(top.section("switch", required=False)) if top.has("switch") else None
+    cluster = _cluster(top.section("cluster"), path.parent, hosts) \
+        if top.has("cluster") or backend == "cluster" else None
     _room_per_node(problems, hosts, attachment, pod_subnet)
     top.done()
     problems.raise_if_any()
@@ -70,7 +79,7 @@ def load_lab(path: Path) -> Lab:
     assert vagrant and kubernetes
     return Lab(name=name, backend=backend, subnet=subnet, nic=nic, hosts=tuple(hosts),
                attachment=attachment, pod_subnet=pod_subnet, vagrant=vagrant,
-               kubernetes=kubernetes, source=path, switch=switch)
+               kubernetes=kubernetes, source=path, switch=switch, cluster=cluster)
 
 
 def _switch(s: Section) -> SwitchSettings | None:
@@ -85,6 +94,41 @@ def _switch(s: Section) -> SwitchSettings | None:
     if snooping is None or querier is None or version is None:
         return None
     return SwitchSettings(snooping, querier, version)
+
+
+def _cluster(s: Section, folder: Path, hosts: list[HostSpec]) -> ClusterSettings | None:
+    """`cluster:`: needed by backend: cluster; its kubeconfig relative to the lab file."""
+    kubeconfig = s.get("kubeconfig", f.string, "~/.kube/config")
+    context = s.get("context", f.ref)
+    nic = s.get("nic", f.ifname)
+    image = s.get("image", f.ref)
+    namespace = s.get("namespace", f.name, "own")
+    sender_node = s.get("sender_node", f.name, "")
+    host_network = s.get("host_network", f.boolean, False)
+    kubectl = s.get("kubectl", f.string, "")
+    nodes: dict[str, str] = {}
+    if s.has("nodes"):
+        n = s.section("nodes")
+        for key in list(n.data):
+            value = n.get(str(key), f.ref)
+            if value:
+                nodes[str(key)] = value
+        n.done()
+    s.done()
+    node_hosts = {h.name for h in hosts if h.role == "node"}
+    for key in nodes:
+        if key not in node_hosts:
+            s.problems.add(s.key(f"nodes.{key}"), f"{key!r} is no node host of the lab "
+                           f"(its nodes: {', '.join(sorted(node_hosts)) or 'none'})")
+    if sender_node and sender_node not in node_hosts:
+        s.problems.add(s.key("sender_node"), f"{sender_node!r} is no node host of the lab")
+    if not (kubeconfig and context and nic and image and namespace is not None
+            and host_network is not None and kubectl is not None):
+        return None
+    config = Path(os.path.expanduser(kubeconfig))
+    return ClusterSettings(config if config.is_absolute() else folder / config, context,
+                           nodes, nic, image, namespace, sender_node or "", bool(host_network),
+                           kubectl)
 
 
 def _room_per_node(problems: Problems, hosts: list[HostSpec], attachment: Attachment | None,

@@ -132,8 +132,13 @@ def test_rights_come_from_the_shipped_role_and_the_rest_is_refused(api) -> None:
     server, kubectl = api
     kubectl("create", "--validate=false", "-f", "-", input=yaml.safe_dump(
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "lab-b2"}}))
-    for args, answer in ((["create", "pods"], "yes"), (["create", "pods/exec"], "yes"),
-                         (["get", "pods/log"], "yes"), (["delete", "nodes"], "no"),
+    # A subresource is asked with --subresource: `can-i create pods/exec` would ask
+    # about a pod named "exec" (kubectl sends name "exec", no subresource).
+    for args, answer in ((["create", "pods"], "yes"),
+                         (["create", "pods", "--subresource=exec"], "yes"),
+                         (["get", "pods", "--subresource=log"], "yes"),
+                         (["delete", "pods", "--subresource=log"], "no"),
+                         (["delete", "nodes"], "no"),
                          (["create", "configmaps"], "no"), (["list", "nodes"], "yes")):
         got = kubectl("-n", "lab-b2", "auth", "can-i", *args)
         assert got.stdout.split()[0] == answer, (args, got.stdout, got.stderr)

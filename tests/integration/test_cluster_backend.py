@@ -415,3 +415,26 @@ def test_a_missing_right_is_named_before_anything_is_made(tmp_path: Path) -> Non
         assert refused.returncode != 0 and "forbidden" in refused.stderr
         assert any('cannot create resource "pods" subresource "exec"' in r
                    for r in c.api.refused)
+
+
+def test_a_user_checks_brings_up_runs_and_destroys_through_the_cli(
+        cluster: Cluster, capsys: pytest.CaptureFixture[str]) -> None:
+    from lab.cli import main
+
+    c = cluster
+    lab = str(c.project / "lab.yaml")
+    assert main(["-f", lab, "doctor", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["rights"]["ok"] and rows["rights"]["message"].startswith("all 20 rights")
+    assert rows["version-skew"]["ok"] and rows["multus"]["ok"]
+    assert rows["node k8s"]["ok"] and rows["node k8s-2"]["ok"]
+    assert main(["-f", lab, "up"]) == 0
+    assert main(["-f", lab, "status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["state"] == "up" and status["backend"] == "cluster"
+    assert main(["-f", lab, "run", "pod-multus"]) == 0
+    (summary,) = (c.project / "results").glob("[0-9]*/summary.json")
+    (case,) = json.loads(summary.read_text())["scenarios"]
+    assert case["verdict"] == "pass" and case["receivers"][0]["received"] == case["sent"]
+    assert main(["-f", lab, "destroy"]) == 0
+    assert c.api.items("namespaces", None) == [] and c.kubelet.pods == {}

@@ -22,7 +22,7 @@ from typing import Any
 
 from lab import names
 from lab.backends.base import Backend, HostState, HostStatus, LabStatus, Pod, overall_state
-from lab.backends.cluster import checks as cluster_checks
+from lab.backends.cluster.checks import NAD_RESOURCE, client, problems
 from lab.backends.cluster.pods import Cluster, CommandHost, ReceiverPod
 from lab.backends.cluster.record import ClusterRecord
 from lab.errors import BackendError, LabError, UsageError
@@ -61,7 +61,7 @@ class ClusterBackend(Backend):
         return hashlib.sha256(mine.encode()).hexdigest()[:16]
 
     def _kubectl(self, namespace: str | None = None) -> Kubectl:
-        return cluster_checks.client(self.lab, namespace)
+        return client(self.lab, namespace)
 
     def _cluster(self) -> Cluster:
         return Cluster(self._kubectl(self.record.namespace), self.lab, self.owner,
@@ -76,7 +76,7 @@ class ClusterBackend(Backend):
 
     # -- the lab -------------------------------------------------------------------------
     def preflight(self) -> None:
-        bad = cluster_checks.problems(self.lab)
+        bad = problems(self.lab)
         if bad:
             raise BackendError("the cluster is not ready for the lab:\n" + "\n".join(
                 f"  - {c.name}: {c.message}" + (f"\n    fix: {c.fix}" if c.fix else "")
@@ -103,7 +103,7 @@ class ClusterBackend(Backend):
                 kubectl.create([objects.namespace_manifest(
                     self.lab, self.record.namespace, self.owner, self.settings.host_network)],
                     what="create the lab's namespace")
-        nad = kubectl.run("get", f"{cluster_checks.NAD_RESOURCE}/{self.lab.attachment.name}",
+        nad = kubectl.run("get", f"{NAD_RESOURCE}/{self.lab.attachment.name}",
                           timeout=KUBECTL_TIMEOUT_S, check=False)
         if not nad.ok:
             with self.reporter.step(f"create NetworkAttachmentDefinition "
@@ -174,7 +174,7 @@ class ClusterBackend(Backend):
         elif self.record.namespace:
             with self.reporter.step(f"delete the lab's objects in {self.record.namespace}"):
                 self._kubectl(self.record.namespace).run(
-                    "delete", f"pods,{cluster_checks.NAD_RESOURCE}", "-l",
+                    "delete", f"pods,{NAD_RESOURCE}", "-l",
                     f"{objects.LABEL_OWNER}={self.owner}", "--ignore-not-found",
                     "--wait=true", f"--timeout={NAMESPACE_TIMEOUT_S}s",
                     timeout=NAMESPACE_TIMEOUT_S + 30, what="delete the lab's objects")

@@ -44,15 +44,18 @@ class ClusterBackend(Backend):
     def __init__(self, lab: Lab, state: State, reporter: Reporter, *,
                  options: Mapping[str, str] | None = None) -> None:
         super().__init__(lab, state, reporter, options=options)
-        if lab.cluster is None:
-            raise UsageError(f"{lab.source}: backend cluster needs a cluster: section "
-                              "(kubeconfig, context, nic, image)")
-        self.settings: ClusterSettings = lab.cluster
         self.record = state.record(ClusterRecord)
         self.start_timeout_s = 180.0  # how long a pod may take to start
         self._receivers: dict[str, ReceiverPod] = {}
 
     # -- who and where -------------------------------------------------------------------
+    @property
+    def settings(self) -> ClusterSettings:
+        if self.lab.cluster is None:
+            raise UsageError(f"{self.lab.source}: backend cluster needs a cluster: section "
+                             "(kubeconfig, context, nic, image; README \"Your own cluster\")")
+        return self.lab.cluster
+
     @property
     def owner(self) -> str:
         """This machine's project's lab, as a label value: never another user's lab of

@@ -16,6 +16,7 @@ from typing import Any
 
 from lab import names
 from lab.check import Check
+from lab.errors import UsageError
 from lab.kube.kubectl import Kubectl
 from lab.local import LocalHost
 from lab.model.lab import ClusterSettings, Lab
@@ -60,7 +61,8 @@ def kubectl_binary(settings: ClusterSettings) -> str | None:
 
 
 def client(lab: Lab, namespace: str | None = None) -> Kubectl:
-    assert lab.cluster is not None
+    if lab.cluster is None:
+        raise UsageError(f"{lab.source}: backend cluster needs a cluster: section")
     return Kubectl(LocalHost("kubectl"), str(lab.cluster.kubeconfig), namespace,
                    lab.cluster.context, kubectl_binary(lab.cluster) or "kubectl")
 

@@ -54,8 +54,14 @@ class _Stream:
     """One `kubectl get -w -o json`, read as it goes."""
 
     def __init__(self, kubectl: Kubectl, args: list[str], timeout: float) -> None:
-        self.process: Process = kubectl.host.start(kubectl.argv("get", *args, "-w", "-o",
-                                                                "json"), timeout=timeout)
+        self.argv = kubectl.argv("get", *args, "-w", "-o", "json")
+        self.host = kubectl.host
+        self.timeout = timeout
+        self.process: Process = self.host.start(self.argv, timeout=timeout)
+        self.seen = 0
+
+    def restart(self) -> None:
+        self.process = self.host.start(self.argv, timeout=self.timeout)
         self.seen = 0
 
     def fresh(self) -> list[dict[str, Any]]:
@@ -118,6 +124,18 @@ def wait_pods(kubectl: Kubectl, pods: Iterable[str], selector: str, *, until: st
                         else ready(p) or container_exit(p) is not None)}
             if reached == want:
                 return last
+            for stream in (watch, warn):
+                if stream.process.running():
+                    continue
+                ended = stream.process.stop()
+                if not ended.ok:
+                    # kubectl gave up (refused, or the connection is gone): say why now,
+                    # not at the deadline.
+                    raise PodsFailed(f"waiting for {', '.join(sorted(want - reached))}: "
+                                     f"`kubectl get -w` ended (exit status "
+                                     f"{ended.exit_status}): "
+                                     f"{(ended.stderr.strip() or 'no message')[-400:]}")
+                stream.restart()  # the server ended the watch (its timeout): watch again
             for name in sorted(want - reached):
                 why = _stuck(last.get(name, {}))
                 bad = [e for e in events if e.get("type") == "Warning" and

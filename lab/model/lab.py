@@ -131,6 +131,19 @@ class SwitchSettings:
 
 
 @dataclass(frozen=True)
+class ExternalSender:
+    """The seed's topology on a cluster: the source is a machine of the user's on the
+    nodes' layer-2 network, reached over SSH (lab.yaml `cluster.sender_ssh`), sending from
+    the source host's address."""
+
+    host: str
+    port: int
+    user: str
+    identity_file: Path
+    sudo: bool  # commands through `sudo -n` (joining groups needs no root; sending none)
+
+
+@dataclass(frozen=True)
 class ClusterSettings:
     """A Kubernetes cluster of the user's (lab.yaml `cluster:`, the cluster backend): how
     to reach it and where in it the lab may go. The lab's node hosts stand for cluster
@@ -151,6 +164,7 @@ class ClusterSettings:
     # the lab's own namespace then enforces `privileged`.
     host_network: bool = False
     kubectl: str = ""  # the kubectl to run; "" the one on PATH, else the pinned wheel's
+    sender_ssh: ExternalSender | None = None  # the source over SSH, not a sender pod
 
     def node_name(self, host: str) -> str:
         return self.nodes.get(host, host)

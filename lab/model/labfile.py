@@ -14,6 +14,7 @@ from lab.model.lab import (
     Box,
     ClusterSettings,
     DirectBoot,
+    ExternalSender,
     HostSpec,
     KubernetesSettings,
     Lab,
@@ -114,6 +115,7 @@ def _cluster(s: Section, folder: Path, hosts: list[HostSpec]) -> ClusterSettings
             if value:
                 nodes[str(key)] = value
         n.done()
+    sender_ssh = _sender_ssh(s.section("sender_ssh"), folder) if s.has("sender_ssh") else None
     s.done()
     node_hosts = {h.name for h in hosts if h.role == "node"}
     for key in nodes:
@@ -128,7 +130,20 @@ def _cluster(s: Section, folder: Path, hosts: list[HostSpec]) -> ClusterSettings
     config = Path(os.path.expanduser(kubeconfig))
     return ClusterSettings(config if config.is_absolute() else folder / config, context,
                            nodes, nic, image, namespace, sender_node or "", bool(host_network),
-                           kubectl)
+                           kubectl, sender_ssh)
+
+
+def _sender_ssh(s: Section, folder: Path) -> ExternalSender | None:
+    host = s.get("host", f.ref)
+    port = s.get("port", f.integer(1, 65535), 22)
+    user = s.get("user", f.ref)
+    identity = s.get("identity_file", f.string)
+    sudo = s.get("sudo", f.boolean, False)
+    s.done()
+    if not (host and port and user and identity) or sudo is None:
+        return None
+    key = Path(os.path.expanduser(identity))
+    return ExternalSender(host, port, user, key if key.is_absolute() else folder / key, sudo)
 
 
 def _room_per_node(problems: Problems, hosts: list[HostSpec], attachment: Attachment | None,

@@ -11,6 +11,7 @@ allow, as a real API server would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ import pytest
 import yaml
 
 from lab.backends.cluster.backend import ClusterBackend
+from lab.backends.cluster.checks import checks as doctor_checks
 from lab.backends.netns import cni
 from lab.backends.netns.backend import NetnsBackend
 from lab.errors import BackendError
@@ -40,6 +42,7 @@ from lab.run.outcome import CaseOutcome
 from lab.run.runner import run_case
 from lab.state import State
 from lab.ui import Reporter
+from tests.integration.conftest import sshd_in
 from tests.kubeapi import ExecDropped, FakeKubeAPI
 from tests.support import REPO
 
@@ -223,7 +226,8 @@ class Cluster:
     project: Path
 
 
-def _lab_files(root: Path, kubeconfig: Path) -> tuple[Path, Path]:
+def _lab_files(root: Path, kubeconfig: Path, external: Path | None = None
+               ) -> tuple[Path, Path]:
     """The cluster lab (what a user writes) and the netns lab standing for the cluster's
     nodes and the network between them (with an idle source of its own: the model wants
     one; the lab's source is the sender pod)."""
@@ -242,8 +246,16 @@ def _lab_files(root: Path, kubeconfig: Path) -> tuple[Path, Path]:
         "cluster": {"kubeconfig": str(kubeconfig), "context": "fake", "nic": "eth1",
                     "image": "mcast-lab/iperf:test", "sender_node": "k8s-2",
                     "host_network": True, "kubectl": str(KUBECTL)}}
+    if external is not None:
+        # The seed's topology: the source is a machine on the nodes' network, over SSH.
+        cluster_lab["cluster"]["sender_ssh"] = {  # type: ignore[index]
+            "host": "10.254.254.2", "port": 2222, "user": "root",
+            "identity_file": str(external / "id_ed25519")}
+    source = {"name": "mcastsrc", "role": "source", "address": "192.168.56.12"} \
+        if external is not None else {"name": "idle", "role": "source",
+                                      "address": "192.168.56.250"}
     nodes_lab = {"name": name + "n", "backend": "netns", **common, "hosts": [
-        {"name": "idle", "role": "source", "address": "192.168.56.250"},
+        source,
         {"name": "k8s", "role": "node", "address": "192.168.56.11"},
         {"name": "k8s-2", "role": "node", "address": "192.168.56.21"}],
         "vagrant": yaml.safe_load((REPO / "lab.yaml").read_text())["vagrant"],
@@ -258,15 +270,29 @@ def _lab_files(root: Path, kubeconfig: Path) -> tuple[Path, Path]:
     return root / "cluster" / "lab.yaml", root / "nodes" / "lab.yaml"
 
 
-def _make(tmp_path: Path, role: dict[str, Any] | None = None) -> Iterator[Cluster]:
+def _make(tmp_path: Path, role: dict[str, Any] | None = None, external: bool = False
+          ) -> Iterator[Cluster]:
     shipped_role, cluster_role = yaml.safe_load_all((REPO / "deploy" / "rbac.yaml").read_text())
     kubeconfig = tmp_path / "kubeconfig"
-    lab_file, nodes_file = _lab_files(tmp_path, kubeconfig)
+    ssh_dir = tmp_path / "ssh"
+    lab_file, nodes_file = _lab_files(tmp_path, kubeconfig, ssh_dir if external else None)
     substrate = NetnsBackend(load_lab(nodes_file), State(tmp_path / "nodes" / "state.json"),
                              Reporter(quiet=True))
     substrate.up()
+    with contextlib.ExitStack() as stack:
+        stack.callback(substrate.destroy)
+        if external:
+            ssh_dir.mkdir()
+            stack.enter_context(sshd_in(substrate.host_netns("mcastsrc"), ssh_dir,
+                                        make_ns=False))
+        yield from _serve(tmp_path, lab_file, substrate, role or shipped_role, cluster_role,
+                          kubeconfig)
+
+
+def _serve(tmp_path: Path, lab_file: Path, substrate: NetnsBackend, role: dict[str, Any],
+           cluster_role: dict[str, Any], kubeconfig: Path) -> Iterator[Cluster]:
     kubelet = NetnsKubelet(substrate)
-    api = FakeKubeAPI(kubelet, role or shipped_role, cluster_role, [
+    api = FakeKubeAPI(kubelet, role, cluster_role, [
         {"metadata": {"name": n, "labels": {HOSTNAME_LABEL: n}}, "spec": {},
          "status": {"conditions": [{"type": "Ready", "status": "True"}]}} for n in NODES])
     try:
@@ -283,7 +309,6 @@ def _make(tmp_path: Path, role: dict[str, Any] | None = None) -> Iterator[Cluste
                 kubelet.deleted(api, {"metadata": {"name": name}})
         finally:
             api.stop()
-            substrate.destroy()
 
 
 @pytest.fixture
@@ -355,42 +380,48 @@ def test_pods_on_two_nodes_each_get_every_datagram(cluster: Cluster, tmp_path: P
     _clean(c)
 
 
-def test_a_pod_that_never_gets_ready_ends_at_the_deadline_with_its_state(
-        cluster: Cluster, tmp_path: Path) -> None:
+# A fault of the pod, how long a pod may take to start, what the case's error must say,
+# and what it must not. A pull error is given 600 s: only a wait that fails at once ends
+# the test (and says so: no "within").
+FAULTS = {
+    "never-ready": (3.0, ["not ready within 3 s", "(Pending)"], []),
+    "pull-error": (600.0, ["ErrImagePull", "Warning Failed", "mcast-lab/iperf:test"],
+                   ["within"]),
+    "exec-drop": (30.0, ["pod-attached"], []),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_a_faulty_pod_ends_in_a_clear_error_and_a_clean_destroy(
+        cluster: Cluster, tmp_path: Path, fault: str) -> None:
     c = cluster
     c.backend.up()
-    c.kubelet.faults = {"pod-attached": "never-ready"}
-    c.backend.start_timeout_s = 3.0
+    start_timeout, said, unsaid = FAULTS[fault]
+    c.kubelet.faults = {"pod-attached": fault}
+    c.backend.start_timeout_s = start_timeout
     outcome = _run(c, "pod-multus", tmp_path)
     assert outcome.verdict == "error"
-    assert "not ready within 3 s" in (outcome.error or "") and "(Pending)" in outcome.error
+    error = outcome.error or ""
+    assert all(s in error for s in said), error
+    assert not any(s in error for s in unsaid), error
     assert c.api.items("pods", None) == []  # the case removed its pod
     _clean(c)
 
 
-def test_an_image_that_cannot_be_pulled_fails_at_once_naming_it(
-        cluster: Cluster, tmp_path: Path) -> None:
+def test_a_node_that_cannot_start_the_probe_fails_up_and_destroy_still_cleans(
+        cluster: Cluster) -> None:
     c = cluster
-    c.backend.up()
-    c.kubelet.faults = {"pod-attached": "pull-error"}
-    c.backend.start_timeout_s = 600.0  # a wait to the deadline would not end this test
-    outcome = _run(c, "pod-multus", tmp_path)
-    assert outcome.verdict == "error"
-    assert "ErrImagePull" in (outcome.error or "")
-    assert 'Warning Failed' in outcome.error and "mcast-lab/iperf:test" in outcome.error
-    assert "within" not in outcome.error
-    _clean(c)
-
-
-def test_an_exec_cut_off_mid_way_is_an_error_of_the_case(cluster: Cluster,
-                                                         tmp_path: Path) -> None:
-    c = cluster
-    c.backend.up()
-    c.kubelet.faults = {"pod-attached": "exec-drop"}
-    outcome = _run(c, "pod-multus", tmp_path)
-    assert outcome.verdict == "error"
-    assert "pod-attached" in (outcome.error or "")
-    assert c.api.items("pods", None) == []
+    c.kubelet.faults = {"probe-k8s-2": "pull-error"}
+    c.backend.start_timeout_s = 600.0
+    with pytest.raises(BackendError) as failed:
+        c.backend.up()
+    said = str(failed.value)
+    assert "an attached pod cannot start on every node" in said and "ErrImagePull" in said
+    assert "probe-k8s-2" in said
+    # Half made: the namespace exists and says so; destroy removes it all the same.
+    assert c.backend.status().state == "partial"
+    assert c.api.items("namespaces", None) != []
+    assert c.api.items("pods", None) == []  # the probes were removed at once
     _clean(c)
 
 
@@ -438,3 +469,30 @@ def test_a_user_checks_brings_up_runs_and_destroys_through_the_cli(
     assert case["verdict"] == "pass" and case["receivers"][0]["received"] == case["sent"]
     assert main(["-f", lab, "destroy"]) == 0
     assert c.api.items("namespaces", None) == [] and c.kubelet.pods == {}
+
+
+def test_the_seeds_topology_a_source_over_ssh_on_the_nodes_network(tmp_path: Path) -> None:
+    """The sender is a machine on the nodes' layer 2 reached over SSH (a real sshd in the
+    netns lab's own source namespace): its multicast crosses the switch to the pods."""
+    for c in _make(tmp_path, external=True):
+        rows = {ch.name: ch for ch in doctor_checks(c.backend.lab)}
+        assert rows["sender-ssh"].ok and rows["sender-iperf"].ok, rows
+        assert rows["sender-address"].ok, rows["sender-address"]
+        c.backend.up()
+        outcomes = {name: _run(c, name, tmp_path) for name in
+                    ("host-baseline", "pod-multus", "two-node-fanout")}
+        for name, o in outcomes.items():
+            assert o.error is None, (name, o.error)
+            assert o.sent is not None and o.sent > 400, (name, o.sent)
+            assert all(r.received == o.sent for r in o.receivers), \
+                (name, [(r.name, r.received) for r in o.receivers])
+        # No sender pod was made: the only command pods were the host receiver's, on
+        # the node's network; the rest were probes and receivers.
+        made = {p["metadata"]["name"]: p for _, k, event, p in c.api.store.events
+                if k == "pods" and event == "ADDED"}
+        commands = [p for p in made.values()
+                    if p["metadata"]["labels"]["mcast-lab/role"] == "command"]
+        assert commands and all(p["spec"].get("hostNetwork") for p in commands)
+        assert {p["metadata"]["labels"]["mcast-lab/role"] for p in made.values()} == \
+            {"probe", "receiver", "command"}
+        _clean(c)

@@ -149,3 +149,26 @@ def test_rights_come_from_the_shipped_role_and_the_rest_is_refused(api) -> None:
     assert refused.returncode != 0
     assert 'nodes "n1" is forbidden: User "lab" cannot delete resource "nodes"' in \
         refused.stderr
+
+
+def test_a_watch_kubectl_is_refused_ends_the_wait_at_once_saying_why(tmp_path: Path) -> None:
+    """`wait_pods` over the real kubectl: a watch the Role does not allow fails the wait
+    with the API's refusal, not at its deadline (600 s here: reaching it would hang)."""
+    from lab.kube.kubectl import Kubectl
+    from lab.kube.watch import PodsFailed, wait_pods
+    from lab.local import LocalHost
+
+    role, cluster = yaml.safe_load_all((REPO / "deploy" / "rbac.yaml").read_text())
+    role["rules"][0]["verbs"].remove("watch")
+    server = FakeKubeAPI(LocalKubelet(), role, cluster, [])
+    server.start(tmp_path)
+    try:
+        config = server.kubeconfig(tmp_path / "kubeconfig")
+        server.put("namespaces", "", {"metadata": {"name": "w1"}})
+        kubectl = Kubectl(LocalHost("kubectl"), str(config), "w1", "fake", str(KUBECTL))
+        with pytest.raises(PodsFailed) as failed:
+            wait_pods(kubectl, ["p1"], "run=r1", until="ready", deadline_s=600)
+        assert "`kubectl get -w` ended" in str(failed.value)
+        assert 'cannot watch resource "pods"' in str(failed.value)
+    finally:
+        server.stop()

@@ -22,7 +22,7 @@ from typing import Any
 
 from lab import names
 from lab.backends.base import Backend, HostState, HostStatus, LabStatus, Pod, overall_state
-from lab.backends.cluster.checks import NAD_RESOURCE, client, problems
+from lab.backends.cluster.checks import NAD_RESOURCE, client, external_sender, problems
 from lab.backends.cluster.pods import Cluster, CommandHost, ReceiverPod
 from lab.backends.cluster.record import ClusterRecord
 from lab.errors import BackendError, LabError, UsageError
@@ -47,6 +47,7 @@ class ClusterBackend(Backend):
         self.record = state.record(ClusterRecord)
         self.start_timeout_s = 180.0  # how long a pod may take to start
         self._receivers: dict[str, ReceiverPod] = {}
+        self._ssh: Host | None = None
 
     # -- who and where -------------------------------------------------------------------
     @property
@@ -182,6 +183,10 @@ class ClusterBackend(Backend):
                     "--wait=true", f"--timeout={NAMESPACE_TIMEOUT_S}s",
                     timeout=NAMESPACE_TIMEOUT_S + 30, what="delete the lab's objects")
         self._receivers.clear()
+        close = getattr(self._ssh, "close", None)
+        if close is not None:
+            close()
+        self._ssh = None
         self.state.remove()
 
     def status(self) -> LabStatus:
@@ -195,11 +200,17 @@ class ClusterBackend(Backend):
             except LabError as exc:
                 problems = (str(exc),)
         for h in self.lab.hosts:
-            if not up:
+            if not up and self.record.namespace:
+                # An `up` that did not finish: its namespace may exist (`lab destroy`).
+                hosts.append(HostStatus(h.name, HostState.UNKNOWN, str(h.address),
+                                        f"namespace {self.record.namespace}, up unfinished"))
+            elif not up:
                 hosts.append(HostStatus(h.name, HostState.NOT_CREATED, str(h.address)))
             elif h.role == "source":
-                hosts.append(HostStatus(h.name, HostState.RUNNING, str(h.address),
-                                        f"sender pods on {self._node(self._sender_node)}"))
+                ssh = self.settings.sender_ssh
+                where = f"over SSH {ssh.user}@{ssh.host}" if ssh else \
+                    f"sender pods on {self._node(self._sender_node)}"
+                hosts.append(HostStatus(h.name, HostState.RUNNING, str(h.address), where))
             else:
                 node = self._node(h.name)
                 state = HostState.UNKNOWN if node not in ready else \
@@ -232,6 +243,8 @@ class ClusterBackend(Backend):
         spec = self.lab.host(name)
         cluster = self._cluster()
         if spec.role == "source":
+            if self.settings.sender_ssh is not None:
+                return self._external_sender(name)
             return CommandHost(name, cluster, self._node(self._sender_node),
                                address=f"{spec.address}/{self.lab.subnet.prefixlen}")
         refused = ""
@@ -240,7 +253,7 @@ class ClusterBackend(Backend):
                        "the node's network (hostNetwork), which the restricted Pod Security "
                        "profile refuses; set cluster.host_network: true to allow it (the "
                        "lab's namespace then enforces `privileged`)")
-        elif name == self._sender_node:
+        elif name == self._sender_node and self.settings.sender_ssh is None:
             refused = (f"{name} is the sender pod's node (cluster.sender_node): a macvlan "
                        "pod's frames never reach its own node's host stack, so a receiver "
                        f"on {name}'s own NIC would hear nothing; set cluster.sender_node to "
@@ -248,21 +261,33 @@ class ClusterBackend(Backend):
         return CommandHost(name, cluster, self._node(name), host_network=True,
                            refused=refused)
 
+    def _external_sender(self, name: str) -> Host:
+        """The source over SSH (one connection for the lab's lifetime in this process)."""
+        if self._ssh is None:
+            self._ssh = external_sender(name, self.settings)
+        return self._ssh
+
     def kubernetes(self) -> str | None:
         # There is one, but it is the user's: `lab logs` gathers nothing from its nodes.
         return "the cluster is yours: read it with kubectl (the lab's namespace is " \
             f"{self.record.namespace or 'not made yet'})"
 
     def existing_hosts(self) -> Mapping[str, Host]:
-        return {h.name: self.host(h.name) for h in self.lab.hosts} \
-            if self.record.status == "up" else {}
+        # The nodes are the user's: the lab runs nothing there but its pods (`lab igmp`
+        # and `lab logs` read those, not the nodes); an external sender is a host.
+        if self.record.status != "up" or self.settings.sender_ssh is None:
+            return {}
+        source = self.lab.sources[0].name
+        return {source: self.host(source)}
 
     def pod_hosts(self) -> Mapping[str, Host]:
         return dict(self._receivers)
 
     def lab_nic(self, host: str) -> str:
-        return self.lab.attachment.ifname if self.lab.host(host).role == "source" \
-            else self.settings.nic
+        if self.lab.host(host).role == "node":
+            return self.settings.nic
+        # The sender pod's attachment, or the external sender's NIC (found by address).
+        return self.lab.nic if self.settings.sender_ssh else self.lab.attachment.ifname
 
     def interactive_argv(self, host: str, argv: list[str]) -> list[str]:
         raise BackendError("no shell on a cluster of yours from the lab: use kubectl "

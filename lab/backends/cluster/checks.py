@@ -12,14 +12,17 @@ import sys
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab import names
 from lab.check import Check
-from lab.errors import UsageError
+from lab.errors import LabError, UsageError
 from lab.kube.kubectl import Kubectl
 from lab.local import LocalHost
 from lab.model.lab import ClusterSettings, Lab
+
+if TYPE_CHECKING:
+    from lab.remote.ssh import SshHost
 
 TIMEOUT_S = 30.0
 NAD_RESOURCE = "network-attachment-definitions.k8s.cni.cncf.io"
@@ -48,6 +51,44 @@ CLOUDS = {
                        "address changes and Forged transmits set to Accept (or a "
                        "distributed switch's MAC learning)"),
 }
+
+
+def external_sender(name: str, settings: ClusterSettings) -> SshHost:
+    from lab.remote.ssh import SshHost, SshTarget  # fabric: only for an external sender
+
+    ssh = settings.sender_ssh
+    assert ssh is not None
+    return SshHost(name, SshTarget(name, ssh.host, ssh.port, ssh.user, str(ssh.identity_file)),
+                   sudo=ssh.sudo)
+
+
+def _sender_checks(lab: Lab) -> list[Check]:
+    """The external sender: reachable over SSH, iperf 2 there, the source's address on
+    one of its NICs (iperf -B sends the group from it)."""
+    assert lab.cluster is not None and lab.cluster.sender_ssh is not None
+    ssh = lab.cluster.sender_ssh
+    source = lab.sources[0]
+    host = external_sender(source.name, lab.cluster)
+    try:
+        said = host.run(["sh", "-c", "iperf --version 2>&1; ip -o -4 addr show"],
+                        timeout=TIMEOUT_S, check=False)
+    except LabError as exc:
+        return [Check("sender-ssh", False, f"{ssh.user}@{ssh.host}:{ssh.port} does not "
+                      f"answer over SSH: {str(exc).splitlines()[0]}",
+                      "check cluster.sender_ssh (host, port, user, identity_file)")]
+    finally:
+        host.close()
+    found = [Check("sender-ssh", True, f"{source.name} is {ssh.user}@{ssh.host}:{ssh.port}")]
+    iperf2 = "iperf version 2" in said.stdout
+    found.append(Check("sender-iperf", iperf2, "iperf 2 on the sender" if iperf2 else
+                       f"no iperf 2 on {ssh.host}", "install iperf (2, the image's version)"))
+    has = f" {source.address}/" in said.stdout
+    found.append(Check("sender-address", has, f"{source.address} is on the sender" if has
+                       else f"{ssh.host} has no NIC with the source's address "
+                       f"{source.address} (hosts: {source.name})",
+                       "set the source host's address to the sender's address on the "
+                       "nodes' network"))
+    return found
 
 
 def kubectl_binary(settings: ClusterSettings) -> str | None:
@@ -133,6 +174,8 @@ def checks(lab: Lab, options: Mapping[str, str] | None = None,
                        blocking=False))
     found += _rights(lab, kubectl, namespace)
     found += _nodes(lab, kubectl)
+    if settings.sender_ssh is not None:
+        found += _sender_checks(lab)
     return found
 
 

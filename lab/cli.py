@@ -730,7 +730,8 @@ def hand_over(argv: list[str], system: str) -> int:
 @_pass_ctx  # reads files only: no --backend after the command
 def manifests(c: Context, scenario: str | None, master: str) -> None:
     """Print the NetworkAttachmentDefinition and a scenario's receiver pods as YAML: the
-    very objects `lab run` applies on the vagrant backend."""
+    very objects `lab run` applies on the vagrant backend (or, for a cluster lab, makes
+    on your cluster)."""
     from lab.kube.kubectl import dump_all
     from lab.kube.manifests import RECEIVER_ANNOTATION, lab_manifests
     from lab.model.fields import ifname
@@ -745,6 +746,16 @@ def manifests(c: Context, scenario: str | None, master: str) -> None:
     if scenario is not None:
         (loaded,) = resolve_scenarios([scenario], c.lab)
         pods = receiver_pod_specs(loaded.cases()[0])
+    if c.lab.backend == "cluster" and c.lab.cluster is not None:
+        from lab.kube import cluster
+
+        owner = names.kube_owner(c.lab.project_dir, c.lab.name)
+        click.echo("# On your cluster (backend: cluster): the NAD and a case's receiver pods "
+                   "in\n# the lab's namespace; iperf is each pod's command.")
+        click.echo(dump_all([cluster.nad_manifest(c.lab, c.lab.cluster.nic, owner),
+                             *cluster.receiver_pods(c.lab, owner, c.lab.cluster.image, pods)]),
+                   nl=False)
+        return
     docs = lab_manifests(c.lab, master, pods)
     if pods:
         click.echo(f"# Receiver pods only wait: `lab run` runs in each the command of its\n"

@@ -107,6 +107,17 @@ def kube_command_pod(lab: str, host: str, token: str) -> str:
     return f"{lab}-{host}-{token}"
 
 
+def kube_owner(project_dir: Path, lab: str) -> str:
+    """The owner label of what a lab makes on a cluster: this machine, this project, this
+    lab. Destroy finds a crashed run's leftovers by it and never touches another user's
+    lab of the same name."""
+    import hashlib
+    import socket
+
+    mine = f"{socket.gethostname()}:{project_dir}:{lab}"
+    return hashlib.sha256(mine.encode()).hexdigest()[:16]
+
+
 def kube_namespace(lab: str, token: str) -> str:
     """The lab's own namespace on a cluster: a suffix, so two runs never share one."""
     return f"{lab}-{token}"[:63]

@@ -377,9 +377,9 @@ class _Handler(BaseHTTPRequestHandler):
         api = self.server_api
         if sub == "exec" and method == "GET" and not api.allowed("create", group, resource,
                                                                  namespace):
-            # A WebSocket exec is a GET, authorized as get and, on servers that check
-            # the upgrade as well (AuthorizePodWebsocketUpgradeCreatePermission), as
-            # create: this fake asks for both, as the shipped Role grants both.
+            # A WebSocket exec is a GET, authorized as get and, from Kubernetes 1.35 on
+            # (feature gate AuthorizePodWebsocketUpgradeCreatePermission, beta, on by
+            # default), also as create: this fake asks for both, as such servers do.
             verb = "create"
         if not api.allowed(verb, group, resource, namespace):
             where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"

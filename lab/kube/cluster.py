@@ -17,6 +17,7 @@ import json
 from typing import Any
 
 from lab import names
+from lab.host import PodSpec
 from lab.kube.manifests import HOSTNAME_LABEL, NETWORKS_ANNOTATION, POD_SPARE_S
 from lab.model.lab import Lab
 
@@ -87,6 +88,30 @@ def command_pod(lab: Lab, owner: str, name: str, *, node: str, image: str,
         container["securityContext"] = {"allowPrivilegeEscalation": False,
                                         "capabilities": {"drop": ["ALL"]}}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
+
+
+def receiver_pods(lab: Lab, owner: str, image: str, specs: list[PodSpec]
+                  ) -> list[dict[str, Any]]:
+    """A case's receiver pods on the cluster: iperf's receiver as the command, each on its
+    node (the cluster's name for the lab's node), an attached one at the next address
+    of its node's slice of the range. `lab run` creates these; `lab manifests` prints
+    them."""
+    assert lab.cluster is not None
+    taken: dict[str, int] = {}
+    pods = []
+    for spec in specs:
+        node = spec.node or lab.node.name
+        if lab.host(node).role != "node":
+            raise ValueError(f"receiver {spec.name}: {node} is no node")
+        address = None
+        if spec.attachment:
+            address = lab.pod_address(node, taken.get(node, 0))
+            taken[node] = taken.get(node, 0) + 1
+        pods.append(command_pod(
+            lab, owner, names.kube_pod(lab.name, spec.name), node=lab.cluster.node_name(node),
+            image=image, command=list(spec.receiver_argv), lifetime_s=spec.listen_s,
+            role="receiver", run=names.kube_run_label(lab.name, spec.case), address=address))
+    return pods
 
 
 def container_exit(pod: dict[str, Any]) -> int | None:

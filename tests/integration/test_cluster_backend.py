@@ -467,6 +467,16 @@ def test_a_user_checks_brings_up_runs_and_destroys_through_the_cli(
     (summary,) = (c.project / "results").glob("[0-9]*/summary.json")
     (case,) = json.loads(summary.read_text())["scenarios"]
     assert case["verdict"] == "pass" and case["receivers"][0]["received"] == case["sent"]
+    # `lab manifests` prints the very receiver pod the run made on the cluster.
+    capsys.readouterr()
+    assert main(["-f", lab, "manifests", "pod-multus"]) == 0
+    printed = [d for d in yaml.safe_load_all(capsys.readouterr().out) if d]
+    made = [p for _, k, event, p in c.api.store.events if k == "pods" and event == "ADDED"
+            and p["metadata"]["labels"]["mcast-lab/role"] == "receiver"]
+    assert [d["kind"] for d in printed] == ["NetworkAttachmentDefinition", "Pod"]
+    assert [(p["metadata"]["labels"], p["metadata"]["annotations"], p["spec"]) for p in made] \
+        == [(d["metadata"]["labels"], d["metadata"]["annotations"], d["spec"])
+            for d in printed[1:]]
     assert main(["-f", lab, "destroy"]) == 0
     assert c.api.items("namespaces", None) == [] and c.kubelet.pods == {}
 

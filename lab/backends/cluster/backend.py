@@ -13,12 +13,9 @@ and any namespace a crashed run left, found by that label.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
-import socket
 from collections.abc import Mapping
-from typing import Any
 
 from lab import names
 from lab.backends.base import Backend, HostState, HostStatus, LabStatus, Pod, overall_state
@@ -59,10 +56,7 @@ class ClusterBackend(Backend):
 
     @property
     def owner(self) -> str:
-        """This machine's project's lab, as a label value: never another user's lab of
-        the same name."""
-        mine = f"{socket.gethostname()}:{self.lab.project_dir}:{self.lab.name}"
-        return hashlib.sha256(mine.encode()).hexdigest()[:16]
+        return names.kube_owner(self.lab.project_dir, self.lab.name)
 
     def _kubectl(self, namespace: str | None = None) -> Kubectl:
         return client(self.lab, namespace)
@@ -297,25 +291,13 @@ class ClusterBackend(Backend):
     def create_pods(self, specs: list[PodSpec]) -> list[Pod]:
         self._require_up()
         cluster = self._cluster()
-        taken: dict[str, int] = {}
-        docs: list[dict[str, Any]] = []
-        made: list[Pod] = []
-        for spec in specs:
-            node_host = spec.node or self.lab.node.name
-            if self.lab.host(node_host).role != "node":
-                raise BackendError(f"receiver {spec.name}: {node_host} is no node")
-            address = None
-            if spec.attachment:
-                address = self._address(node_host, taken.get(node_host, 0))
-                taken[node_host] = taken.get(node_host, 0) + 1
-            pod = names.kube_pod(self.lab.name, spec.name)
-            run = names.kube_run_label(self.lab.name, spec.case)
-            docs.append(objects.command_pod(
-                self.lab, self.owner, pod, node=self._node(node_host), image=cluster.image,
-                command=list(spec.receiver_argv), lifetime_s=spec.listen_s, role="receiver",
-                run=run, address=address))
-            receiver = ReceiverPod(spec.name, pod, cluster, spec.receiver_argv)
-            made.append(Pod(spec.name, receiver, spec.attachment))
+        try:
+            docs = objects.receiver_pods(self.lab, self.owner, cluster.image, specs)
+        except ValueError as exc:
+            raise BackendError(str(exc)) from exc
+        made = [Pod(spec.name, ReceiverPod(spec.name, names.kube_pod(self.lab.name, spec.name),
+                                           cluster, spec.receiver_argv), spec.attachment)
+                for spec in specs]
         for p in made:
             self.record.pods[p.name] = names.kube_pod(self.lab.name, p.name)
         self.state.save()

@@ -23,7 +23,7 @@ from PIL import Image
 
 from lab.report.recording import read_cast
 from lab.run.outcome import RunSummary, read_summary
-from tests.integration.browser import CHROMIUM, open_page
+from tests.integration.browser import CHROMIUM, RequestTrap, open_page, request_host
 from tests.integration.observe import Paused
 from tests.support import REPO, Project, make_project
 
@@ -70,6 +70,36 @@ def test_demo_writes_the_report_and_prints_its_path(demo: Demo) -> None:
     assert [(h["name"], h["address"], h["nic"]) for h in lab["hosts"]] == [
         ("mcastsrc", "192.168.56.12", "eth1"), ("k8s", "192.168.56.11", "eth1")]
     assert '"master": "eth1"' in lab["nad"]
+
+
+def test_the_request_trap_tells_a_request_from_an_unused_connection() -> None:
+    """Chromium opens proxy sockets ahead of need and may close them unused: that is no
+    request of the page's; a request line is one, and is refused."""
+    import socket
+
+    trap = RequestTrap()
+    try:
+        socket.create_connection(("127.0.0.1", trap.port), timeout=5).close()
+        with socket.create_connection(("127.0.0.1", trap.port), timeout=5) as c:
+            c.sendall(b"GET http://example.invalid/a.png HTTP/1.1\r\nHost: example.invalid"
+                      b"\r\n\r\n")
+            answer = c.recv(100)
+    finally:
+        trap.close()
+    # The trap serves one connection at a time, in order: the unused one came first.
+    assert answer.startswith(b"HTTP/1.1 403")
+    assert trap.requests == ["GET http://example.invalid/a.png HTTP/1.1"]
+    assert trap.unused == 1
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (scripts/setup --test)")
+def test_a_page_that_fetches_anything_is_caught(tmp_path: Path) -> None:
+    """The check the report's test relies on can fail: a page with an image from
+    elsewhere shows that request (refused by the trap: nothing leaves the machine)."""
+    page = tmp_path / "fetches.html"
+    page.write_text('<html><body><img src="http://example.invalid/x.png"></body></html>')
+    _, requests = open_page(page.as_uri(), tmp_path / "shot.png", 200, 200)
+    assert {request_host(r) for r in requests} == {"example.invalid"}, requests
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (scripts/setup --test)")

@@ -28,10 +28,12 @@ from typing import Any
 import pytest
 import yaml
 
+from lab.backends.base import Pod
 from lab.backends.cluster.backend import ClusterBackend
 from lab.backends.cluster.checks import checks as doctor_checks
 from lab.backends.netns import cni
 from lab.backends.netns.backend import NetnsBackend
+from lab.backends.netns.host import NamespaceHost
 from lab.errors import BackendError
 from lab.host import PodSpec, Process
 from lab.kube.manifests import HOSTNAME_LABEL, NETWORKS_ANNOTATION
@@ -131,8 +133,8 @@ class NetnsKubelet:
                             "message": f"multus: {error}"})
                         return
             self.pods[name] = running
-        host = self.substrate.host(NODES[0])  # any host: only its `start` is used
-        host.netns = running.netns  # type: ignore[attr-defined]
+        # The container's command, in the pod's namespace (or the node's: hostNetwork).
+        host = NamespaceHost(name, running.netns)
         running.process = host.start(spec["containers"][0]["command"], timeout=lifetime)
         api.update_pod(ns, name, lambda p: p.update(status={
             "phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
@@ -184,8 +186,8 @@ class NetnsKubelet:
                            pod_netns=running.netns, ifname=ifname,
                            container_id=f"{pod['metadata']['name'][-20:]}-att")
             if running.substrate_pod:
-                (backing,) = [p for p in [running.substrate_pod]]
-                self.substrate.delete_pods([_substrate_pod(self.substrate, backing)])
+                self.substrate.delete_pods([Pod(running.substrate_pod, NamespaceHost(
+                    running.substrate_pod, running.netns), False)])
 
     def exec(self, pod: dict[str, Any], container: str, argv: list[str],
              stdin: Callable[[], bytes | None], out: Callable[[int, bytes], None]) -> int:
@@ -209,12 +211,6 @@ class NetnsKubelet:
         if running.process is not None and not running.log:
             return running.process.output() + running.process.error_output()
         return running.log
-
-
-def _substrate_pod(substrate: NetnsBackend, name: str) -> Any:
-    from lab.backends.base import Pod
-    from lab.backends.netns.host import NamespaceHost
-    return Pod(name, NamespaceHost(name, substrate.pod_netns(name)), False)
 
 
 @dataclass

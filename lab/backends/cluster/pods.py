@@ -189,7 +189,7 @@ class CommandHost:
 
     def run(self, argv: Sequence[str], *, timeout: float, check: bool = True,
             input: str | None = None, what: str = "") -> Result:
-        live = [p for p in self._live if p._result is None and p.running()]
+        live = [p for p in self._live if p.running()]
         if live and input is None:
             # A short probe into the pod already running here (same network namespace).
             return self.cluster.kubectl.exec(live[-1].pod, argv, timeout=timeout,
